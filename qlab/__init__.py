@@ -1,0 +1,1 @@
+"""qlab: a hands-on kit for learning neural-network quantization."""
