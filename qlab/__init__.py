@@ -1,1 +1,30 @@
-"""qlab: a hands-on kit for learning neural-network quantization."""
+"""qlab: a hands-on kit for learning neural-network quantization.
+
+The core formulas are re-exported here; each lives in the module its name suggests:
+``qlab.rounding`` (rounding modes, clamping), ``qlab.affine`` (ranges, scale/zero-point,
+quantize/dequantize/fake_quantize), ``qlab.granularity`` (per tensor/channel/group),
+``qlab.calibration`` (range setting), ``qlab.metrics`` (error metrics) and
+``qlab.fixed_point`` (Qm.n numbers).
+"""
+
+from qlab.affine import (
+    calc_qparams,
+    dequantize,
+    fake_quantize,
+    qparams_from_range,
+    qrange,
+    quantize,
+)
+from qlab.rounding import ROUNDING_MODES, clamp, round_values
+
+__all__ = [
+    "ROUNDING_MODES",
+    "calc_qparams",
+    "clamp",
+    "dequantize",
+    "fake_quantize",
+    "qparams_from_range",
+    "qrange",
+    "quantize",
+    "round_values",
+]

@@ -1,0 +1,91 @@
+"""Rounding modes and clamping: the two non-linear steps of every quantizer.
+
+A quantizer maps a real value v (already divided by the scale) to an integer code:
+
+    q = clamp(round(v), qmin, qmax)
+
+``round`` is where the *rounding error* comes from (at most half a step for the
+round-to-nearest modes), ``clamp`` is where the *clipping error* comes from.
+
+Modes (``ROUNDING_MODES``):
+
+=============  ==============================================  =========================
+mode           rule                                            used by
+=============  ==============================================  =========================
+half_even      nearest, ties to the even integer (rint)        torch, numpy, IEEE default
+half_away      nearest, ties away from zero (std::round)       TFLite Quantize, gemmlowp
+floor          towards -inf                                    bit shifts of signed ints
+ceil           towards +inf
+trunc          towards zero (truncation, C casts)              naive fixed-point code
+stochastic     floor(v) + Bernoulli(v - floor(v))              low-precision training
+=============  ==============================================  =========================
+
+Stochastic rounding is unbiased: E[round(v)] = v.  It needs a seeded
+``torch.Generator`` so results are reproducible.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from qlab._checks import check_choice, check_qrange
+
+RoundingMode = Literal["half_even", "half_away", "floor", "ceil", "trunc", "stochastic"]
+ROUNDING_MODES: tuple[str, ...] = ("half_even", "half_away", "floor", "ceil", "trunc", "stochastic")
+
+
+def _half_away(v: torch.Tensor) -> torch.Tensor:
+    """Round half away from zero: trunc(v) + sign(v) * [|v - trunc(v)| >= 1/2].
+
+    ``v - trunc(v)`` is exact in floating point, so this never suffers the classic
+    ``floor(v + 0.5)`` bug (0.49999997 + 0.5 rounds to 1.0 in float32).
+    """
+    t = torch.trunc(v)
+    return t + torch.sign(v) * ((v - t).abs() >= 0.5).to(v.dtype)
+
+
+def _stochastic(v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """floor(v) + 1 with probability frac(v) = v - floor(v) (exact), else floor(v)."""
+    if generator is None:
+        raise ValueError(
+            "rounding='stochastic' needs a seeded generator, e.g. generator=torch.Generator().manual_seed(0)"
+        )
+    f = torch.floor(v)
+    u = torch.rand(v.shape, generator=generator, dtype=v.dtype, device=v.device)
+    return f + (u < (v - f)).to(v.dtype)
+
+
+def round_values(
+    v: torch.Tensor, mode: RoundingMode = "half_even", generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Round every element of a floating-point tensor to an integer value (same dtype).
+
+    Args:
+        v: values to round (already divided by the scale).
+        mode: one of ``ROUNDING_MODES`` (see the module docstring for each rule).
+        generator: seeded ``torch.Generator``; required for ``"stochastic"`` only.
+    """
+    check_choice(mode, ROUNDING_MODES, "rounding")
+    if mode == "half_even":
+        return torch.round(v)
+    if mode == "half_away":
+        return _half_away(v)
+    if mode == "floor":
+        return torch.floor(v)
+    if mode == "ceil":
+        return torch.ceil(v)
+    if mode == "trunc":
+        return torch.trunc(v)
+    return _stochastic(v, generator)
+
+
+def clamp(q: torch.Tensor, quant_min: int, quant_max: int) -> torch.Tensor:
+    """Saturate codes to the integer range: min(max(q, quant_min), quant_max).
+
+    Values beyond the range stick to the nearest end (saturation) instead of wrapping
+    around as unchecked integer overflow would.
+    """
+    check_qrange(quant_min, quant_max)
+    return torch.clamp(q, quant_min, quant_max)
