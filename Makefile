@@ -1,0 +1,48 @@
+# qlab: two commands for everything.
+#   make lab    set up .venv (pinned) and open JupyterLab on the lessons
+#   make test   set up .venv if needed and run every test (unit tests + nbval on every notebook)
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.qlab-installed
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: setup lab test test-unit test-notebooks lesson execute-notebooks benchmarks clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	touch $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: setup
+	$(PY) -m pytest tests notebooks $(NBVAL)
+
+test-unit: setup
+	$(PY) -m pytest tests
+
+test-notebooks: setup
+	$(PY) -m pytest notebooks $(NBVAL)
+
+# make lesson N=03  -> nbval on that one lesson only
+lesson: setup
+	$(PY) -m pytest $(NBVAL) notebooks/$(N)_*.ipynb
+
+# Re-execute notebooks in place with outputs stored (no timing metadata, no widget state).
+# make execute-notebooks            -> all lessons;  make execute-notebooks NB=notebooks/01_*.ipynb
+NB ?= notebooks/*.ipynb
+execute-notebooks: setup
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.store_widget_state=False \
+	  --ExecutePreprocessor.timeout=600 $(NB)
+
+benchmarks: setup
+	$(PY) benchmarks/dashboard_latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
