@@ -69,6 +69,11 @@ def _as_range_tensor(v: ParamLike, name: str) -> torch.Tensor:
     return check_finite(t, name)
 
 
+def _check_span(span: torch.Tensor) -> None:
+    if not bool(torch.isfinite(span).all()):
+        raise ValueError("max_val - min_val overflows float32; the range is too wide to quantize")
+
+
 def qparams_from_range(
     min_val: ParamLike,
     max_val: ParamLike,
@@ -115,6 +120,7 @@ def qparams_from_range(
     mn = torch.minimum(min_val, torch.zeros_like(min_val))
     mx = torch.maximum(max_val, torch.zeros_like(max_val))
     eps = torch.tensor(EPS, dtype=torch.float32)
+    _check_span(mx - mn)
     if not symmetric:
         scale = torch.maximum((mx - mn) / float(qmax - qmin), eps)
         zero_point = torch.clamp(qmin - torch.round(mn / scale).to(torch.int32), qmin, qmax)

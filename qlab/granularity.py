@@ -31,8 +31,11 @@ def check_granularity(x: torch.Tensor, axis: int | None, group_size: int | None)
 
 
 def channel_rows(x: torch.Tensor, axis: int) -> torch.Tensor:
-    """Move ``axis`` to the front and flatten the rest: one row per channel (as torch.ao does)."""
-    return torch.flatten(x.movedim(axis, 0), start_dim=1)
+    """Move ``axis`` to the front and flatten the rest: one row per channel (as torch.ao does).
+
+    Unlike torch.ao's observers this also works for 1-D tensors (one element per channel).
+    """
+    return x.movedim(axis, 0).reshape(x.shape[axis], -1)
 
 
 def group_view(x: torch.Tensor, group_size: int) -> torch.Tensor:
