@@ -1,0 +1,21 @@
+"""Live slider dashboards, one module per lesson.
+
+``REGISTRY`` maps a name to a builder for every dashboard; the latency benchmark
+(benchmarks/dashboard_latency.py) and tests iterate over it, so a new lesson adds its
+dashboard with one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qlab.dashboards._base import Dashboard, make_canvas
+from qlab.dashboards.rounding_and_clamping import SignalQuantizerDashboard
+from qlab.dashboards.scale_and_zero_point import ScaleZeroPointDashboard
+
+REGISTRY: dict[str, Callable[[], Dashboard]] = {
+    "01 signal quantizer": SignalQuantizerDashboard,
+    "02 scale and zero-point grid": ScaleZeroPointDashboard,
+}
+
+__all__ = ["REGISTRY", "Dashboard", "ScaleZeroPointDashboard", "SignalQuantizerDashboard", "make_canvas"]

@@ -1,0 +1,153 @@
+"""Shared machinery of every lesson dashboard.
+
+A dashboard owns ipywidgets controls, a matplotlib ``Figure`` shown through an ipympl
+canvas (an ipywidget; the global matplotlib backend is left alone, so ``plt.show()``
+keeps producing static inline figures), a readout and an error box. Subclasses build
+their artists once and implement three hooks:
+
+- ``compute()``: everything that depends on the controls, returned as one object;
+- ``redraw(state)``: update the artists IN PLACE (``set_data``, ``set_segments``...);
+- ``readout_lines(state)``: a deterministic plain-text summary.
+
+Everything that does not depend on the controls is computed once in ``__init__``.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import traceback
+from typing import Any
+
+import ipywidgets as widgets
+import matplotlib
+from matplotlib.figure import Figure
+
+_FIGURE_NUMBERS = itertools.count(1001)  # ipympl wants a figure number; never used by pyplot
+
+
+def _ipympl_backend() -> Any:
+    """Import ipympl's backend module without letting it switch the global backend.
+
+    ``import ipympl`` calls ``matplotlib.use("module://ipympl.backend_nbagg")`` as a side
+    effect when matplotlib is already imported; restore the previous backend so static
+    lesson figures stay inline PNGs.
+    """
+    previous = matplotlib.get_backend()
+    from ipympl import backend_nbagg
+
+    if matplotlib.get_backend() != previous:
+        matplotlib.use(previous)
+    return backend_nbagg
+
+
+def make_canvas(fig: Figure) -> widgets.DOMWidget:
+    """Attach an ipympl canvas (an ipywidget) to ``fig`` and return it.
+
+    Works in a kernel and in plain Python (tests, benchmarks). Interactive mode is turned
+    off while the manager is created, so ipympl does not queue the figure for display.
+    """
+    nbagg = _ipympl_backend()
+    was_interactive = matplotlib.is_interactive()
+    matplotlib.interactive(False)
+    try:
+        canvas = nbagg.new_figure_manager_given_figure(next(_FIGURE_NUMBERS), fig).canvas
+    finally:
+        matplotlib.interactive(was_interactive)
+    canvas.header_visible = False
+    canvas.footer_visible = False
+    canvas.resizable = False
+    canvas.toolbar_position = "right"
+    return canvas
+
+
+class Dashboard:
+    """Base class: controls + ipympl figure + readout + error box, wired together.
+
+    Attributes:
+        controls: the widgets whose ``value`` changes trigger :meth:`update`.
+        fig, canvas: the Figure and its ipympl canvas widget.
+        readout_box: ``ipywidgets.HTML`` showing :meth:`readout`.
+        error_box: ``ipywidgets.HTML`` that shows an exception raised during an update.
+        widget: the ``VBox`` to display.
+        budget_ms: latency budget of one update + render (see benchmarks/).
+    """
+
+    title: str = "dashboard"
+    budget_ms: float = 50.0
+    figsize: tuple[float, float] = (9.0, 5.4)
+    dpi: float = 80.0
+
+    def __init__(self) -> None:
+        self.fig = Figure(figsize=self.figsize, dpi=self.dpi)
+        self.canvas = make_canvas(self.fig)
+        self.readout_box = widgets.HTML()
+        self.error_box = widgets.HTML()
+        self.last_error: str | None = None
+        self.state: Any = None
+        self.controls: list[widgets.ValueWidget] = self.build_controls()
+        self.build_figure()
+        for control in self.controls:
+            control.observe(self._on_change, names="value")
+        self.widget = widgets.VBox(
+            [widgets.HBox(self.controls, layout=widgets.Layout(flex_flow="row wrap")), self.canvas, self.readout_box, self.error_box]
+        )
+        self.update()
+
+    # hooks -----------------------------------------------------------------------------
+    def build_controls(self) -> list[widgets.ValueWidget]:
+        raise NotImplementedError
+
+    def build_figure(self) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> Any:
+        raise NotImplementedError
+
+    def redraw(self, state: Any) -> None:
+        raise NotImplementedError
+
+    def readout_lines(self, state: Any) -> list[str]:
+        raise NotImplementedError
+
+    # wiring ----------------------------------------------------------------------------
+    def _on_change(self, change: dict[str, Any]) -> None:
+        self.update()
+
+    def update(self) -> None:
+        """Recompute from the controls, update artists and readout in place, request a draw.
+
+        An exception is shown in ``error_box`` (and in :meth:`readout`) instead of
+        vanishing into the log console; the figure keeps its last good state.
+        """
+        try:
+            state = self.compute()
+            self.redraw(state)
+        except Exception as exc:  # noqa: BLE001 -- shown to the learner, not swallowed
+            self._show_error(exc)
+            return
+        self.state = state
+        self.last_error = None
+        self.error_box.value = ""
+        self.readout_box.value = f'<pre style="font-size:15px; line-height:1.3">{html.escape(self.readout())}</pre>'
+        self.canvas.draw_idle()
+
+    def _show_error(self, exc: Exception) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        self.error_box.value = (
+            f'<pre style="color:#b00020; font-size:15px">{html.escape(self.last_error)}\n'
+            f"(raised in {html.escape(where.name)}, line {where.lineno} of {html.escape(where.filename)})</pre>"
+        )
+
+    def readout(self) -> str:
+        """Deterministic plain-text summary of the current state (plus the last error, if any)."""
+        lines = [self.title] + ([] if self.state is None else self.readout_lines(self.state))
+        if self.last_error is not None:
+            lines.append(f"ERROR: {self.last_error}")
+        return "\n".join(lines)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

@@ -1,0 +1,171 @@
+"""Self-check functions for the lessons' exercises.
+
+Each exercise has a ``grade_*`` function that returns a :class:`Feedback` and a
+``check_*`` twin that prints it (use the ``check_*`` in notebooks). The expected answer
+always comes from qlab's own functions, never from a hard-coded number, and each known
+wrong answer (computed the same way, with the typical slip applied) gets a specific hint.
+
+A notebook exercise cell holds a working reference solution, so nbval checks that it
+prints "Correct!"; the learner replaces it with their own code.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from qlab.affine import qparams_from_range
+from qlab.fixed_point import fixed_point_format
+from qlab.rounding import round_values
+
+TIE_VALUES: tuple[float, ...] = (0.5, 1.5, 2.5, -0.5)
+REL_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Outcome of a self-check: ``correct`` and the message shown to the learner."""
+
+    correct: bool
+    message: str
+
+
+def _close(answer: Any, expected: Any, rel_tol: float = REL_TOL) -> bool:
+    """Element-wise ``math.isclose`` of numbers or equal-length sequences (tensors allowed)."""
+    a = torch.as_tensor(answer, dtype=torch.float64).flatten().tolist()
+    e = torch.as_tensor(expected, dtype=torch.float64).flatten().tolist()
+    return len(a) == len(e) and all(math.isclose(x, y, rel_tol=rel_tol, abs_tol=1e-9) for x, y in zip(a, e))
+
+
+def _grade(answer: Any, expected: Any, explanation: str, slips: Sequence[tuple[Any, str]], fallback: str) -> Feedback:
+    """Correct if ``answer`` matches ``expected``; else the hint of the first matching slip."""
+    if _close(answer, expected):
+        return Feedback(True, f"Correct! {explanation}")
+    for wrong, hint in slips:
+        if _close(answer, wrong):
+            return Feedback(False, f"Not quite. {hint}")
+    return Feedback(False, f"Not quite. {fallback}")
+
+
+def _both(feedbacks: Sequence[Feedback]) -> Feedback:
+    """Combine part-answers: correct if all parts are; otherwise the first part's hint."""
+    wrong = [f for f in feedbacks if not f.correct]
+    return wrong[0] if wrong else feedbacks[0]
+
+
+def _printing(grade: Callable[..., Feedback]) -> Callable[..., None]:
+    """Make a ``check_*`` function that prints the message of ``grade`` (and returns None)."""
+
+    @functools.wraps(grade)
+    def check(*args: Any, **kwargs: Any) -> None:
+        print(grade(*args, **kwargs).message)
+
+    return check
+
+
+# Lesson 01 -----------------------------------------------------------------------------
+def grade_tie_rounding(answer: Sequence[float]) -> Feedback:
+    """Exercise: round ``TIE_VALUES`` = (0.5, 1.5, 2.5, -0.5) the way torch does (half to even)."""
+    v = torch.tensor(TIE_VALUES)
+    expected = round_values(v, "half_even")
+    mode_hints = {
+        "half_away": "You rounded ties away from zero (std::round, TFLite). torch rounds ties to the EVEN neighbour.",
+        "floor": "You rounded down (floor), e.g. int() of a positive number. Round to the NEAREST integer.",
+        "ceil": "You rounded every tie up (ceil, or floor(v + 0.5)). torch rounds ties to the EVEN neighbour.",
+        "trunc": "You truncated towards zero (a C cast). Round to the NEAREST integer; ties go to the even one.",
+    }
+    slips = [(round_values(v, mode), hint) for mode, hint in mode_hints.items()]
+    if len(list(answer)) != len(TIE_VALUES):
+        return Feedback(False, f"Not quite. Give one rounded value for each of {TIE_VALUES}.")
+    return _grade(
+        answer, expected,
+        f"Half-to-even sends each tie to the even neighbour: {[int(r) for r in expected]}; "
+        "over many ties half go up and half go down, so there is no bias.",
+        slips, "Each answer is a whole number next to the value; for a tie, pick the even one.",
+    )
+
+
+def grade_fixed_point_format(resolution: float, min_value: float, max_value: float, m: int = 3, n: int = 4) -> Feedback:
+    """Exercise: resolution and range of signed Qm.n (ARM convention: m excludes the sign bit)."""
+    fmt = fixed_point_format(m, n, signed=True)
+    res = _grade(
+        resolution, fmt.resolution, "",
+        [(2.0 ** -(n + 1), f"The resolution is one step of the last fraction bit: 2^-{n}, not 2^-{n + 1}."),
+         (2.0**n, f"That is 2^{n}; the resolution is its inverse, 2^-{n}.")],
+        f"With {n} fraction bits the value is q * 2^-{n}: what is one step of q worth?",
+    )
+    lo = _grade(
+        min_value, fmt.min_value, "",
+        [(-(2.0**m) + fmt.resolution, "Two's complement has one more negative code: the minimum is -2^m exactly."),
+         (-(2.0 ** (m - 1)), "m counts integer bits WITHOUT the sign bit (ARM convention): the minimum is -2^m.")],
+        f"The smallest code of a {fmt.total_bits}-bit signed word is {fmt.qmin}; multiply by the resolution.",
+    )
+    hi = _grade(
+        max_value, fmt.max_value, "",
+        [(2.0**m, f"2^{m} itself is not representable: the largest value is one step below it, 2^m - 2^-n."),
+         (2.0 ** (m - 1) - fmt.resolution, "m counts integer bits WITHOUT the sign bit (ARM convention).")],
+        f"The largest code of a {fmt.total_bits}-bit signed word is {fmt.qmax}; multiply by the resolution.",
+    )
+    explanation = (
+        f"Q{m}.{n} stores q in {fmt.total_bits} bits and means q * 2^-{n}: steps of {fmt.resolution:g} "
+        f"from {fmt.min_value:g} to {fmt.max_value:g}."
+    )
+    combined = _both([res, lo, hi])
+    return Feedback(True, f"Correct! {explanation}") if combined.correct else combined
+
+
+# Lesson 02 -----------------------------------------------------------------------------
+def grade_affine_qparams(scale: float, zero_point: float, min_val: float = -1.0, max_val: float = 3.0, bits: int = 8) -> Feedback:
+    """Exercise: unsigned affine (scale, zero_point) for [min_val, max_val] (qlab.affine.qparams_from_range)."""
+    exp_scale, exp_zp = (float(t) for t in qparams_from_range(min_val, max_val, bits, signed=False))
+    if not float(zero_point).is_integer() and not _close(zero_point, -min_val / exp_scale):
+        return Feedback(False, "Not quite. The zero-point is an integer code: round it (zero_point = qmin - round(min / scale)).")
+    s = _grade(
+        scale, exp_scale, "",
+        [(float(qparams_from_range(min_val, max_val, bits - 1)[0]),
+          "Your scale is 2x too large: did you divide by 2^(b-1)-1 instead of 2^b-1?"),
+         ((max_val - min_val) / 2**bits, "You divided by 2^b (the number of codes); divide by 2^b - 1 (the number of STEPS between them)."),
+         (1 / exp_scale, "Your scale is inverted: it is (max - min) / (2^b - 1), real units per step.")],
+        "scale = (max - min) / (qmax - qmin) after widening the range to include 0.",
+    )
+    z = _grade(
+        zero_point, exp_zp, "",
+        [(-exp_zp, "The sign of your zero-point is flipped: zero_point = qmin - round(min / scale)."),
+         (-min_val / exp_scale, "The zero-point must be an INTEGER code (so real 0 is exactly representable): round it."),
+         (0.0, "With an unsigned grid and min < 0, real 0 cannot sit at code 0: zero_point = qmin - round(min / scale).")],
+        "zero_point = qmin - round(min / scale): the code that real 0 maps to.",
+    )
+    combined = _both([s, z])
+    if not combined.correct:
+        return combined
+    return Feedback(True, f"Correct! scale = {exp_scale:.6g} per step and real 0 sits exactly on code {int(exp_zp)}.")
+
+
+def grade_symmetric_scale(scale: float, amax: float = 2.54, bits: int = 8) -> Feedback:
+    """Exercise: the textbook (TFLite) symmetric signed scale for weights in [-amax, amax]."""
+    def sym(convention: str, b: int = bits) -> float:
+        return float(qparams_from_range(-amax, amax, b, signed=True, symmetric=True, convention=convention)[0])
+
+    expected = sym("textbook")
+    qmax = 2 ** (bits - 1) - 1
+    return _grade(
+        scale, expected,
+        f"scale = amax / (2^(b-1) - 1) = {amax:g} / {qmax} = {expected:.6g}, so +-amax land exactly on codes +-{qmax}.",
+        [(sym("torch"), "That is torch's convention, amax / ((qmax - qmin) / 2) = amax / 127.5 for int8; "
+                        "the textbook divides by 2^(b-1) - 1 so the largest weight is never clipped."),
+         (amax / 2 ** (bits - 1), "You divided by 2^(b-1); then +amax would need code 2^(b-1), one past qmax."),
+         (amax / (2**bits - 1), "You divided by 2^b - 1: a symmetric grid spreads amax over HALF of the codes."),
+         (2 * amax / (2**bits - 1), "Close to torch's amax/127.5, but the textbook divides by 2^(b-1) - 1.")],
+        "Symmetric: zero_point = 0 and +amax maps to the largest positive code 2^(b-1) - 1.",
+    )
+
+
+check_tie_rounding = _printing(grade_tie_rounding)
+check_fixed_point_format = _printing(grade_fixed_point_format)
+check_affine_qparams = _printing(grade_affine_qparams)
+check_symmetric_scale = _printing(grade_symmetric_scale)
