@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.ao.quantization import HistogramObserver
 
+from qlab import granularity
 from qlab._checks import as_float_tensor, check_bits, check_finite, check_choice, normalize_axis
 from qlab.affine import fake_quantize, qrange
 
@@ -49,9 +50,7 @@ def _prepare(x: Any, name: str = "x") -> torch.Tensor:
 def _rows(x: torch.Tensor, axis: int | None) -> tuple[torch.Tensor, int | None]:
     """View ``x`` as rows: one row (per tensor) or one row per index along ``axis``."""
     ax = normalize_axis(axis, x.dim())
-    if ax is None:
-        return x.reshape(1, -1), None
-    return x.movedim(ax, 0).reshape(x.shape[ax], -1), ax
+    return (x.reshape(1, -1), None) if ax is None else (granularity.channel_rows(x, ax), ax)
 
 
 def _shaped(v: torch.Tensor, ax: int | None) -> torch.Tensor:
@@ -103,9 +102,7 @@ def _abs_histogram(a: torch.Tensor, num_bins: int) -> tuple[np.ndarray, np.ndarr
 
 # ----------------------------------------------------------------------------- min/max
 def _minmax_rows(x: Any, axis: int | None, name: str) -> CalibrationRange:
-    rows, ax = _rows(_prepare(x, name), axis)
-    mn, mx = torch.aminmax(rows, dim=1)
-    return _shaped(mn, ax), _shaped(mx, ax)
+    return granularity.minmax(_prepare(x, name), axis)
 
 
 def minmax(x: Any, axis: int | None = None) -> CalibrationRange:
