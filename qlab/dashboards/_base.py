@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import itertools
 import traceback
+import warnings
 from typing import Any
 
 import ipywidgets as widgets
@@ -51,7 +52,9 @@ def make_canvas(fig: Figure) -> widgets.DOMWidget:
     was_interactive = matplotlib.is_interactive()
     matplotlib.interactive(False)
     try:
-        canvas = nbagg.new_figure_manager_given_figure(next(_FIGURE_NUMBERS), fig).canvas
+        with warnings.catch_warnings():  # ipympl 0.10's toolbar trips a traitlets DeprecationWarning
+            warnings.simplefilter("ignore", DeprecationWarning)
+            canvas = nbagg.new_figure_manager_given_figure(next(_FIGURE_NUMBERS), fig).canvas
     finally:
         matplotlib.interactive(was_interactive)
     canvas.header_visible = False
