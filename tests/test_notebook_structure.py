@@ -1,0 +1,116 @@
+"""Every lesson notebook follows notebooks/TEMPLATE.md and is stored in an nbval-stable state."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+LESSONS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+SECTIONS = ("Learning objectives", "Time estimate", "Prerequisites", "Summary", "Try this")
+MARKERS = ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_CHECK_OUTPUT", "# NBVAL_SKIP", "# NBVAL_RAISES_EXCEPTION")
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+TEXT_MIMES = ("text/plain", "text/html", "text/latex", "image/svg+xml")
+
+
+def load(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def stdout(cell: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+
+
+def output_texts(cell: nbformat.NotebookNode) -> list[str]:
+    texts = []
+    for o in cell.outputs:
+        if o.output_type == "stream":
+            texts.append(o.text)
+        elif o.output_type in ("display_data", "execute_result"):
+            texts += [str(o.data[m]) for m in TEXT_MIMES if m in o.data]
+        elif o.output_type == "error":
+            texts.append(f"{o.ename}: {o.evalue}")
+    return texts
+
+
+def is_ignored(cell: nbformat.NotebookNode) -> bool:
+    return cell.source.splitlines()[:1] == ["# NBVAL_IGNORE_OUTPUT"]
+
+
+def test_lessons_exist() -> None:
+    assert len(LESSONS) >= 2, f"no lesson notebooks found in {NOTEBOOK_DIR}"
+
+
+@pytest.fixture(params=LESSONS, ids=[p.name for p in LESSONS])
+def nb(request: pytest.FixtureRequest) -> nbformat.NotebookNode:
+    return load(request.param)
+
+
+def test_every_code_cell_executed_with_outputs_stored(nb: nbformat.NotebookNode) -> None:
+    cells = code_cells(nb)
+    assert all(c.execution_count is not None for c in cells), "re-run `make execute-notebooks NB=...`"
+    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1)), "cells ran out of order"
+    assert sum(bool(c.outputs) for c in cells) >= len(cells) // 2
+
+
+def test_first_code_cell_calls_setup(nb: nbformat.NotebookNode) -> None:
+    first = code_cells(nb)[0].source
+    assert "from qlab.notebook import" in first and re.search(r"^setup\(.*\)$", first, re.M)
+
+
+def test_template_sections_present(nb: nbformat.NotebookNode) -> None:
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert markdown.lstrip().startswith("# "), "a lesson starts with its title"
+    for section in SECTIONS:
+        assert section.lower() in markdown.lower(), f"missing template section {section!r}"
+
+
+def test_at_least_two_exercises_check_correct(nb: nbformat.NotebookNode) -> None:
+    checks = [c for c in code_cells(nb) if re.search(r"^check_\w+\(", c.source, re.M)]
+    assert len(checks) >= 2
+    for cell in checks:
+        assert not is_ignored(cell) and stdout(cell).startswith("Correct!"), cell.source
+
+
+def test_dashboard_displayed_then_checked(nb: nbformat.NotebookNode) -> None:
+    cells = code_cells(nb)
+    pairs = [
+        (shown, checked) for shown, checked in zip(cells, cells[1:])
+        if is_ignored(shown) and "qlab.dashboards" in shown.source and "display(" in shown.source
+    ]
+    assert pairs, "display a dashboard in a cell whose first line is exactly '# NBVAL_IGNORE_OUTPUT'"
+    for _, checked in pairs:
+        assert not any(m in checked.source for m in MARKERS), "the cell after the dashboard must be checked"
+        assert re.search(r"\.value = ", checked.source) and ".readout()" in checked.source
+        assert stdout(checked).strip(), "the checked cell prints the readout"
+
+
+def test_markers_are_whole_lines(nb: nbformat.NotebookNode) -> None:
+    for cell in code_cells(nb):
+        for line in cell.source.splitlines():
+            if "NBVAL_" in line:
+                assert line.strip() in MARKERS, f"not an nbval marker (must be a whole comment line): {line!r}"
+
+
+def test_outputs_are_reproducible(nb: nbformat.NotebookNode) -> None:
+    for cell in code_cells(nb):
+        assert not any(o.output_type == "stream" and o.name == "stderr" for o in cell.outputs), cell.source
+        assert not any(o.output_type == "error" for o in cell.outputs), cell.source
+        if is_ignored(cell):
+            continue
+        for text in output_texts(cell):
+            assert not ADDRESS.search(text), f"memory address in output of:\n{cell.source}"
+            assert "Warning" not in text and "it/s]" not in text, f"warning or progress bar in:\n{cell.source}"
+
+
+def test_no_timing_or_widget_state_stored(nb: nbformat.NotebookNode) -> None:
+    assert "widgets" not in nb.metadata, "store_widget_state must be off"
+    for cell in nb.cells:
+        assert "execution" not in cell.metadata, "record_timing must be off"
