@@ -15,7 +15,9 @@ Everything that does not depend on the controls is computed once in ``__init__``
 from __future__ import annotations
 
 import html
+import importlib
 import itertools
+import sys
 import traceback
 import warnings
 from typing import Any
@@ -30,16 +32,18 @@ _FIGURE_NUMBERS = itertools.count(1001)  # ipympl wants a figure number; never u
 def _ipympl_backend() -> Any:
     """Import ipympl's backend module without letting it switch the global backend.
 
-    ``import ipympl`` calls ``matplotlib.use("module://ipympl.backend_nbagg")`` as a side
-    effect when matplotlib is already imported; restore the previous backend so static
-    lesson figures stay inline PNGs.
+    ``ipympl/__init__.py`` calls ``matplotlib.use("module://ipympl.backend_nbagg")`` when
+    matplotlib is already imported. Switching to it and back would unregister IPython's
+    inline-figure hooks (later ``plt.show()`` calls would display nothing), so the package
+    ``__init__`` (which imports nothing but its version) runs while matplotlib is hidden.
     """
-    previous = matplotlib.get_backend()
-    from ipympl import backend_nbagg
-
-    if matplotlib.get_backend() != previous:
-        matplotlib.use(previous)
-    return backend_nbagg
+    if "ipympl" not in sys.modules:
+        mpl = sys.modules.pop("matplotlib")
+        try:
+            importlib.import_module("ipympl")
+        finally:
+            sys.modules["matplotlib"] = mpl
+    return importlib.import_module("ipympl.backend_nbagg")
 
 
 def make_canvas(fig: Figure) -> widgets.DOMWidget:
