@@ -1,0 +1,152 @@
+"""Latency of every lesson dashboard: one control change -> update -> full render.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/dashboard_latency.py            # or: make benchmarks
+    .venv/bin/python benchmarks/dashboard_latency.py --clock cpu --iterations 100
+
+For each dashboard in ``qlab.dashboards.REGISTRY`` the script changes one control at a
+time (round-robin over the controls, a seeded random new value each time), which runs the
+dashboard's observer (``update()``), and then calls ``fig.canvas.draw()``, the render that
+follows right after in a live session (Agg render + the PNG diff that ipympl sends to the
+browser). It reports p50/p95 of the sum, writes ``benchmarks/results/dashboard_latency.md``
+and exits with status 1 if any dashboard's p50 exceeds its ``budget_ms``.
+
+Conditions, fixed so runs are comparable:
+- ``torch.set_num_threads(1)``, the thread count the lessons use (``qlab.notebook.setup``);
+- the ipympl canvas behaves as with a connected JupyterLab front-end
+  (``syncing_data_url = False``: one PNG per draw, not two);
+- device-pixel ratio 1 (a projector or a normal laptop screen; HiDPI doubles both sides);
+- ``--clock wall`` (default) measures wall time; ``--clock cpu`` measures the CPU time of
+  the kernel thread, which stays meaningful when other processes load the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ipywidgets as widgets
+import matplotlib
+import numpy as np
+import torch
+
+from qlab.dashboards import REGISTRY, Dashboard
+
+RESULTS = Path(__file__).resolve().parent / "results" / "dashboard_latency.md"
+THREADS = 1
+WARMUP = 5
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    budget_ms: float
+    wall_ms: list[float]
+    cpu_ms: list[float]
+
+    def p(self, clock: str, q: float) -> float:
+        return float(np.percentile(self.wall_ms if clock == "wall" else self.cpu_ms, q))
+
+
+def random_value(control: widgets.ValueWidget, rng: random.Random):
+    """A random legal value for a slider, range slider, dropdown or checkbox."""
+    if isinstance(control, widgets.Checkbox):
+        return not control.value
+    if isinstance(control, (widgets.Dropdown, widgets.ToggleButtons, widgets.RadioButtons)):
+        values = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        return rng.choice([v for v in values if v != control.value] or values)
+    if isinstance(control, (widgets.IntRangeSlider, widgets.FloatRangeSlider)):
+        return tuple(sorted(_number(control, rng) for _ in range(2)))
+    return _number(control, rng)
+
+
+def _number(control: widgets.ValueWidget, rng: random.Random) -> float:
+    steps = round((control.max - control.min) / control.step)
+    return type(control.min)(control.min + rng.randint(0, steps) * control.step)
+
+
+def run(name: str, dash: Dashboard, iterations: int, seed: int) -> Result:
+    rng = random.Random(seed)
+    dash.canvas.syncing_data_url = False  # as once a JupyterLab front-end has connected
+    dash.canvas.draw()
+    wall, cpu = [], []
+    for i in range(WARMUP + iterations):
+        control = dash.controls[i % len(dash.controls)]
+        value = random_value(control, rng)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        control.value = value  # runs the observer: update() + draw_idle()
+        dash.canvas.draw()  # the render a live session performs next
+        t1, c1 = time.perf_counter(), time.thread_time()
+        if dash.last_error is not None:
+            raise RuntimeError(f"{name}: update failed for {control.description}={value!r}: {dash.last_error}")
+        if i >= WARMUP:
+            wall.append(1e3 * (t1 - t0))
+            cpu.append(1e3 * (c1 - c0))
+    return Result(name, dash.budget_ms, wall, cpu)
+
+
+def machine_info() -> list[str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return [
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores; load average before the run: {load}",
+        f"- torch threads: {torch.get_num_threads()}; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"matplotlib {matplotlib.__version__}, ipywidgets {widgets.__version__}",
+    ]
+
+
+def report(results: list[Result], clock: str, iterations: int, info: list[str]) -> str:
+    lines = [
+        "# Dashboard latency",
+        "",
+        f"One control change -> `update()` -> `fig.canvas.draw()`, {iterations} iterations per dashboard "
+        f"after {WARMUP} warm-up ones. Budget checked on the **{clock}** clock p50. Generated by "
+        "`benchmarks/dashboard_latency.py` (see benchmarks/README.md).",
+        "",
+        "| dashboard | budget p50 (ms) | wall p50 (ms) | wall p95 (ms) | CPU p50 (ms) | CPU p95 (ms) | result |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        ok = "pass" if r.p(clock, 50) <= r.budget_ms else "FAIL"
+        lines.append(
+            f"| {r.name} | {r.budget_ms:.0f} | {r.p('wall', 50):.1f} | {r.p('wall', 95):.1f} | "
+            f"{r.p('cpu', 50):.1f} | {r.p('cpu', 95):.1f} | {ok} |"
+        )
+    return "\n".join(lines + ["", "Machine:", ""] + info) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    info = machine_info()
+    results = [run(name, build(), args.iterations, args.seed) for name, build in REGISTRY.items()]
+    text = report(results, args.clock, args.iterations, info)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(text)
+    failed = [r.name for r in results if r.p(args.clock, 50) > r.budget_ms]
+    if failed:
+        print(f"over budget: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
