@@ -44,7 +44,11 @@ def plot_convergence(ax: Axes, n: ArrayLike, error: ArrayLike, reference: ArrayL
 def plot_signals(
     ax: Axes, t: ArrayLike, signals: Mapping[str, ArrayLike], ylabel: str = "amplitude (mV)", title: str = "", step: bool = False
 ) -> list[Line2D]:
-    """One line per named signal against time t (seconds); ``step=True`` draws held samples."""
+    """One line per named signal against time t (seconds).
+
+    ``step=True`` draws every signal after the first as held samples (``steps-mid``), the
+    way a quantized signal is stored.
+    """
     lines = []
     for name, y in signals.items():
         kw = {"drawstyle": "steps-mid"} if step and lines else {}

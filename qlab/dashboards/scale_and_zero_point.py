@@ -54,7 +54,7 @@ def quantizer_grid(lo: float, hi: float, bits: int, signed: bool, symmetric: boo
     scale, zp = qparams_from_range(lo, hi, bits, signed, symmetric, convention=convention)
     grid = dequantize(torch.arange(qmin, qmax + 1, dtype=torch.int32), scale, zp)
     left, right = min(lo, 0.0, float(grid[0])), max(hi, 0.0, float(grid[-1]))
-    pad = 0.25 * (right - left)
+    pad = 0.25 * (right - left) or 1.0  # an all-zero range still gets a visible x-axis
     x = torch.linspace(left - pad, right + pad, N_TRANSFER_POINTS)
     q = quantize(x, scale, zp, qmin, qmax)
     return GridState(lo, hi, bits, signed, symmetric, convention, qmin, qmax, float(scale), int(zp), grid, x, q)
