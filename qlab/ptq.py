@@ -33,7 +33,7 @@ from torch import nn
 
 from qlab import granularity as gran
 from qlab._checks import check_bits, check_choice, check_group_size
-from qlab.affine import calc_qparams, fake_quantize, qparams_from_range, qrange
+from qlab.affine import calc_qparams, fake_quantize, fused_fake_quantize, qparams_from_range, qrange
 from qlab.calibration import CALIBRATORS, calibrate
 from qlab.folding import fold_batchnorm
 from qlab.metrics import sqnr_db
@@ -126,12 +126,12 @@ class ActivationFakeQuant(nn.Module):
         if self.mode == "static":
             return self.scale, self.zero_point, None
         axis = 0 if self.act_granularity == "per_token" else None
-        scale, zp = calc_qparams(x, self.bits, signed=False, axis=axis)
+        scale, zp = qparams_from_range(*gran.minmax(x, axis), bits=self.bits, signed=False)
         return scale, zp, axis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale, zp, axis = self.qparams(x)
-        return fake_quantize(x, scale, zp, self.quant_min, self.quant_max, axis=axis)
+        return fused_fake_quantize(x, scale, zp, self.quant_min, self.quant_max, axis=axis)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, mode={self.mode}, granularity={self.act_granularity}"
