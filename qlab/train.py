@@ -1,0 +1,196 @@
+"""Train the reference models deterministically on CPU and write their checkpoints.
+
+Usage (this exact command produced the shipped checkpoints)::
+
+    python -m qlab.train cnn depthwise mlp
+
+Each model is trained from ``torch.manual_seed(seed)`` with AdamW and a per-step cosine
+learning-rate decay; the data order (and the random horizontal flips used for the conv
+nets) come from a ``torch.Generator`` seeded with the same seed, so no DataLoader or
+worker processes are involved. ``torch.use_deterministic_algorithms(True)`` is on and the
+thread count is fixed to :data:`NUM_THREADS` = 2 (this machine's core count): with torch
+2.13.0 on CPU, re-running the command reproduces bit-identical state_dicts (verified for
+the MLP and the CNN; even the checkpoint files are byte-identical). A different torch
+version, thread count or CPU instruction set may change the low bits of the results.
+Training all three takes about 6 minutes on 2 CPU cores.
+
+After training, the model is evaluated on the test set, saved to
+``<out>/<name>.pt`` as ``{"state_dict": ..., "meta": {...}}``, and ``<out>/SHA256SUMS``
+and ``<out>/README.md`` (accuracy table generated from the checkpoints' metadata) are
+rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from qlab.data import load_fashion_mnist
+from qlab.evaluation import evaluate
+from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, build_model, checkpoint_info
+
+__all__ = ["NUM_THREADS", "TRAIN_CONFIGS", "TrainConfig", "main", "train_model", "write_checksums", "write_readme"]
+
+NUM_THREADS: int = 2
+"""Intra-op thread count used for training; fixed because it can affect float results."""
+
+REPRODUCE_COMMAND = "python -m qlab.train cnn depthwise mlp"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run."""
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    hflip: bool = False
+    seed: int = 0
+
+
+TRAIN_CONFIGS: dict[str, TrainConfig] = {
+    "cnn": TrainConfig(epochs=10, hflip=True),
+    "depthwise": TrainConfig(epochs=8, hflip=True),
+    "mlp": TrainConfig(epochs=8, lr=1e-3),
+}
+"""Default configuration per model name."""
+
+
+def _batch(
+    images: torch.Tensor, indices: torch.Tensor, hflip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Gather a batch and, if ``hflip``, mirror each image left-right with probability 1/2."""
+    x = images[indices]
+    if hflip:
+        flip = torch.rand(len(indices), generator=generator) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def train_model(name: str, config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
+    """Train model ``name`` with ``config`` and return it (eval mode) with its metadata."""
+    torch.set_num_threads(NUM_THREADS)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    images, labels = load_fashion_mnist("train")
+    model = build_model(name)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(images) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+    loss_fn = nn.CrossEntropyLoss()
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(images), generator=generator)
+        total_loss, correct, seen = 0.0, 0, 0
+        progress = tqdm(order.split(config.batch_size), desc=f"{name} epoch {epoch}/{config.epochs}", unit="batch")
+        for indices in progress:
+            x = _batch(images, indices, config.hflip, generator)
+            y = labels[indices]
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(dim=1) == y).sum().item()
+            seen += len(y)
+            progress.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+
+    model.eval()
+    meta: dict[str, Any] = {
+        "model": name,
+        "test_accuracy": evaluate(model, "test"),
+        "final_epoch_train_accuracy": correct / seen,
+        "final_epoch_train_loss": total_loss / seen,
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "torch_version": str(torch.__version__),
+        "num_threads": NUM_THREADS,
+        "config": {**dataclasses.asdict(config), "optimizer": "AdamW", "schedule": "cosine per step"},
+    }
+    return model, meta
+
+
+def write_checksums(out_dir: Path) -> None:
+    """Rewrite ``out_dir/SHA256SUMS`` (``sha256sum`` format) for every ``*.pt`` in it."""
+    lines = [
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n"
+        for path in sorted(out_dir.glob("*.pt"))
+    ]
+    (out_dir / "SHA256SUMS").write_text("".join(lines))
+
+
+def write_readme(out_dir: Path) -> None:
+    """Rewrite ``out_dir/README.md`` with an accuracy table read from the checkpoints."""
+    rows = []
+    for name in MODEL_NAMES:
+        if not (out_dir / f"{name}.pt").is_file():
+            continue
+        meta = checkpoint_info(name, root=out_dir)
+        rows.append(
+            f"| `{name}` | {meta['test_accuracy'] * 100:.2f}% | {meta['num_parameters']:,} "
+            f"| {meta['epochs']} | {meta['seed']} | {meta['torch_version']} | {meta['num_threads']} |"
+        )
+    text = "\n".join(
+        [
+            "# Pretrained checkpoints",
+            "",
+            "Generated by `qlab.train.write_readme` from the checkpoints' metadata; do not edit by hand.",
+            "",
+            "| Model | Test accuracy (FP32) | Parameters | Epochs | Seed | torch | Threads |",
+            "|-------|---------------------:|-----------:|-------:|-----:|-------|--------:|",
+            *rows,
+            "",
+            "Reproduce (deterministic on CPU with the torch version and thread count above):",
+            "",
+            f"    {REPRODUCE_COMMAND}",
+            "",
+            "Each `<name>.pt` is `{\"state_dict\": ..., \"meta\": {...}}`; `SHA256SUMS` is checked by",
+            "`qlab.models.load_pretrained` before loading. Restore damaged files with",
+            "`git checkout -- data/checkpoints`.",
+            "",
+        ]
+    )
+    (out_dir / "README.md").write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: train the named models and write their checkpoints."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", choices=MODEL_NAMES, help="models to train")
+    parser.add_argument("--epochs", type=int, help="override the per-model default number of epochs")
+    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="checkpoint directory")
+    args = parser.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.models:
+        config = TRAIN_CONFIGS[name]
+        if args.epochs is not None:
+            config = dataclasses.replace(config, epochs=args.epochs)
+        start = time.perf_counter()
+        model, meta = train_model(name, config)
+        torch.save({"state_dict": model.state_dict(), "meta": meta}, args.out / f"{name}.pt")
+        print(
+            f"{name}: test accuracy {meta['test_accuracy']:.4f}, "
+            f"{meta['num_parameters']:,} parameters, trained in {time.perf_counter() - start:.0f} s"
+        )
+    write_checksums(args.out)
+    write_readme(args.out)
+
+
+if __name__ == "__main__":
+    main()
