@@ -33,7 +33,7 @@ from torch import nn
 
 from qlab import granularity as gran
 from qlab._checks import check_bits, check_choice, check_group_size
-from qlab.affine import calc_qparams, fake_quantize, fused_fake_quantize, qparams_from_range, qrange
+from qlab.affine import calc_qparams, fake_quantize, fake_quantize_fast, qparams_from_range, qrange
 from qlab.calibration import CALIBRATORS, calibrate
 from qlab.folding import fold_batchnorm
 from qlab.metrics import sqnr_db
@@ -131,7 +131,8 @@ class ActivationFakeQuant(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale, zp, axis = self.qparams(x)
-        return fused_fake_quantize(x, scale, zp, self.quant_min, self.quant_max, axis=axis)
+        s, z = (gran.broadcast_param(p, x, axis, None) for p in (scale, zp))
+        return fake_quantize_fast(x, s, z, self.quant_min, self.quant_max)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, mode={self.mode}, granularity={self.act_granularity}"

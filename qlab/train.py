@@ -12,7 +12,7 @@ thread count is fixed to :data:`NUM_THREADS` = 2 (this machine's core count): wi
 2.13.0 on CPU, re-running the command reproduces bit-identical state_dicts (verified for
 the MLP and the CNN; even the checkpoint files are byte-identical). A different torch
 version, thread count or CPU instruction set may change the low bits of the results.
-Training all three takes about 6 minutes on 2 CPU cores.
+Training all three takes about 3 minutes on 2 CPU cores.
 
 After training, the model is evaluated on the test set, saved to
 ``<out>/<name>.pt`` as ``{"state_dict": ..., "meta": {...}}``, and ``<out>/SHA256SUMS``
