@@ -350,3 +350,13 @@ def format_report(report: list[LayerReport]) -> str:
     fp, q = model_size(report)
     lines.append(f"total: {q} bytes quantized vs {fp} bytes float32 ({fp / q:.2f}x smaller)")
     return "\n".join(lines)
+
+
+def valid_group_sizes(model: nn.Module, candidates: tuple[int, ...] = (8, 16, 24, 32, 64, 128)) -> list[int]:
+    """The ``candidates`` usable as ``group_size`` for every weighted layer of ``model``.
+
+    A group size works for a layer if it divides the layer's fan-in or is not smaller than it
+    (that layer then falls back to per channel); see :func:`quantize_weight`.
+    """
+    fan_ins = [_weight_rows(layer.weight).shape[1] for _, layer in weighted_layers(model)]
+    return [g for g in candidates if all(f <= g or f % g == 0 for f in fan_ins)]

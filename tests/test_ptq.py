@@ -19,6 +19,7 @@ from qlab.ptq import (
     model_size,
     quantize_model,
     quantize_weight,
+    valid_group_sizes,
     weighted_layers,
 )
 
@@ -135,3 +136,13 @@ def test_bad_configurations_are_rejected(kwargs, error, message):
 def test_model_without_weighted_layers_is_rejected():
     with pytest.raises(ValueError, match="no Conv2d/Linear"):
         quantize_model(nn.Sequential(nn.ReLU()))
+
+
+def test_valid_group_sizes_divide_every_fan_in_or_fall_back_to_per_channel():
+    for name in MODEL_NAMES:
+        model = load_pretrained(name)
+        sizes = valid_group_sizes(model)
+        assert sizes, name
+        for g in sizes:
+            quantize_model(model, 4, granularity="per_group", group_size=g, cache=_cache(name))
+    assert valid_group_sizes(load_pretrained("cnn"), (16,)) == []
