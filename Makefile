@@ -17,8 +17,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $(STAMP)
 
+# LAB_ARGS: extra JupyterLab options (tests pass --no-browser, a port and a token).
+# Running as root (containers) needs --allow-root; it is added only then.
+LAB_ARGS ?=
+ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(LAB_ARGS) notebooks/
 
 test: setup
 	$(PY) -m pytest tests notebooks $(NBVAL)
