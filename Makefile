@@ -46,6 +46,7 @@ execute-notebooks: setup
 	  --ExecutePreprocessor.timeout=600 $(NB)
 
 benchmarks: setup
+	$(PY) benchmarks/ptq_accuracy.py
 	$(PY) benchmarks/dashboard_latency.py
 
 clean:
