@@ -84,6 +84,16 @@ def check(results: dict) -> list[str]:
     return missed
 
 
+def sweep_table(results: dict, title: str, label: str, key: str, prefix: str, bits: tuple[int, ...]) -> list[str]:
+    """Markdown lines of one sweep: a row per (model, setting), a column per bit width."""
+    lines = ["", f"## {title}", "", f"| model | {label} | " + " | ".join(f"{prefix}{b}" for b in bits) + " |",
+             "|---|---|" + "---:|" * len(bits)]
+    for name, r in results.items():
+        for setting, row in r[key].items():
+            lines.append(f"| {name} | {setting} | " + " | ".join(f"{row[b]:.2f}" for b in bits) + " |")
+    return lines
+
+
 def markdown(results: dict) -> str:
     lines = ["# Post-training quantization accuracy (Fashion-MNIST test set, 10,000 images)", "",
              "Written by `benchmarks/ptq_accuracy.py`; do not edit by hand. Accuracy in %.", "",
@@ -96,18 +106,9 @@ def markdown(results: dict) -> str:
               "| granularity | accuracy | drop (points) |", "|---|---:|---:|"]
     for g in ("per_tensor", "per_channel"):
         lines.append(f"| {g} | {r['weights'][g][b]:.2f} | {r['fp32'] - r['weights'][g][b]:.2f} |")
-    lines += ["", "## Weight-only PTQ: accuracy vs weight bits", "",
-              "| model | granularity | " + " | ".join(f"W{b}" for b in WEIGHT_BITS) + " |",
-              "|---|---|" + "---:|" * len(WEIGHT_BITS)]
-    for name, r in results.items():
-        for g, row in r["weights"].items():
-            lines.append(f"| {name} | {g} | " + " | ".join(f"{row[b]:.2f}" for b in WEIGHT_BITS) + " |")
-    lines += ["", "## Activation PTQ: accuracy vs activation bits and calibrator (W8 per channel)", "",
-              "| model | calibrator | " + " | ".join(f"A{b}" for b in ACT_BITS) + " |",
-              "|---|---|" + "---:|" * len(ACT_BITS)]
-    for name, r in results.items():
-        for m, row in r["activations"].items():
-            lines.append(f"| {name} | {m} | " + " | ".join(f"{row[b]:.2f}" for b in ACT_BITS) + " |")
+    lines += sweep_table(results, "Weight-only PTQ: accuracy vs weight bits", "granularity", "weights", "W", WEIGHT_BITS)
+    lines += sweep_table(results, "Activation PTQ: accuracy vs activation bits and calibrator (W8 per channel)",
+                         "calibrator", "activations", "A", ACT_BITS)
     lines += ["", "Best and worst calibrator (mean accuracy over A4..A8):", ""]
     for name, r in results.items():
         best, worst = calibrator_ranking(r["activations"])
