@@ -169,3 +169,105 @@ check_tie_rounding = _printing(grade_tie_rounding)
 check_fixed_point_format = _printing(grade_fixed_point_format)
 check_affine_qparams = _printing(grade_affine_qparams)
 check_symmetric_scale = _printing(grade_symmetric_scale)
+
+
+# Lessons 05-06 -------------------------------------------------------------------------
+from qlab.evaluation import evaluate  # noqa: E402
+from qlab.folding import fold_batchnorm  # noqa: E402
+from qlab.metrics import sqnr_db  # noqa: E402
+from qlab.models import load_pretrained  # noqa: E402
+from qlab.ptq import model_size, quantize_model, quantize_weight, weighted_layers  # noqa: E402
+
+
+@functools.lru_cache(maxsize=None)
+def _layer_weights(model: str, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight before BN folding, weight after folding) of one layer of a pretrained model."""
+    original = load_pretrained(model)
+    folded = dict(weighted_layers(fold_batchnorm(original)))[layer].weight.detach()
+    return dict(weighted_layers(original))[layer].weight.detach(), folded
+
+
+def grade_per_channel_scales(scales: Sequence[float], layer: str = "block1_dw_conv", bits: int = 4) -> Feedback:
+    """Exercise: symmetric per-output-channel scales of a BN-folded DepthwiseNet layer (qlab.ptq.quantize_weight)."""
+    unfolded, w = _layer_weights("depthwise", layer)
+    rows = w.reshape(w.shape[0], -1)
+    expected = quantize_weight(w, bits, "per_channel").scale
+    if len(list(torch.as_tensor(scales).flatten())) != w.shape[0]:
+        return Feedback(False, f"Not quite. Give one scale per output channel: {w.shape[0]} numbers.")
+    qmax = 2 ** (bits - 1) - 1
+    slips = [
+        (quantize_weight(w, bits, "per_tensor").scale.expand(w.shape[0]), "All your scales are equal: that is the per-TENSOR scale. Take max |w| of each output channel (each row) separately."),
+        (quantize_weight(unfolded, bits, "per_channel").scale, "You used the weights before BatchNorm folding; the integer kernel sees W' = W * k: fold first."),
+        (rows.abs().amax(1) / 2 ** (bits - 1), f"You divided by 2^(b-1); the textbook symmetric grid puts max |w| on code 2^(b-1) - 1 = {qmax}."),
+        (rows.abs().amax(1) / (2**bits - 1), "You divided by 2^b - 1: a symmetric grid spreads max |w| over HALF of the codes."),
+        (rows.amax(1) / qmax, "You used max(w), not max(|w|): a channel whose largest magnitude is negative gets clipped."),
+    ]
+    return _grade(
+        scales, expected,
+        f"s_c = max|W'_c| / {qmax}; the largest is {float(expected.max() / expected.min()):.1f}x the smallest, "
+        "so one shared scale would leave the small channels with hardly any codes.",
+        slips, "For each output channel c: s_c = max |W'_c| / (2^(b-1) - 1), with W' the BN-folded weight.",
+    )
+
+
+def grade_sqnr_gain(gain_db: float, layer: str = "block1_dw_conv", bits: int = 4) -> Feedback:
+    """Exercise: SQNR(per-channel) - SQNR(per-tensor) in dB for a BN-folded DepthwiseNet layer."""
+    unfolded, w = _layer_weights("depthwise", layer)
+
+    def gain(weight: torch.Tensor, b: int) -> float:
+        return sqnr_db(weight, quantize_weight(weight, b, "per_channel").weight) - sqnr_db(weight, quantize_weight(weight, b, "per_tensor").weight)
+
+    expected = gain(w, bits)
+    return _grade(
+        gain_db, expected,
+        f"Per-channel scales gain {expected:.1f} dB on {layer} at {bits} bits (every 6 dB is about one extra bit).",
+        [(-expected, "Your sign is flipped: compute SQNR(per-channel) - SQNR(per-tensor)."),
+         (gain(unfolded, bits), "You used the weights before BN folding; quantize the folded weights (PTQCache.build(model).folded)."),
+         (gain(w, 8), f"That is the gain at 8 bits; the exercise asks for {bits} bits.")],
+        "Quantize the folded weight both ways with quantize_weight and subtract the two sqnr_db values.",
+    )
+
+
+def grade_model_size(n_bytes: int, model: str = "mlp", bits: int = 4) -> Feedback:
+    """Exercise: bytes of a model with per-channel symmetric ``bits``-bit weights (qlab.ptq.model_size)."""
+    layers = [layer for _, layer in weighted_layers(load_pretrained(model))]
+    fp32, expected = model_size(quantize_model(load_pretrained(model), bits).report)
+    scales = sum(layer.weight.shape[0] * 4 for layer in layers)
+    biases = sum(layer.bias.numel() for layer in layers)
+    return _grade(
+        n_bytes, expected,
+        f"{expected} bytes against {fp32} for FP32: {fp32 / expected:.2f}x smaller, less than 32/{bits} = {32 / bits:g}x "
+        "because biases stay 32-bit and every channel stores a 32-bit scale.",
+        [(expected - scales, "You forgot the scales: one 32-bit scale per output channel is stored with the weights."),
+         (expected - biases * 4 + -(-biases * bits // 8), "Biases are not quantized to the weight bits: they stay 32-bit (int32 in integer inference)."),
+         (fp32 * bits // 32, f"Dividing the FP32 size by 32/{bits} ignores the 32-bit biases and scales."),
+         (8 * expected, "That is the size in bits; give it in bytes.")],
+        "Sum over layers: ceil(weights * bits / 8) + 4 bytes per bias + 4 bytes per output-channel scale.",
+    )
+
+
+def grade_accuracy_drop(points: float, model: str = "depthwise", granularity: str = "per_tensor") -> Feedback:
+    """Exercise: W8A8 (min/max static) accuracy drop in percentage points against FP32 on the test set."""
+    net = load_pretrained(model)
+    fp32 = evaluate(net)
+
+    def drop(g: str) -> float:
+        return 100 * (fp32 - evaluate(quantize_model(net, 8, 8, g)))
+
+    expected = drop(granularity)
+    other = "per_channel" if granularity == "per_tensor" else "per_tensor"
+    return _grade(
+        points, expected,
+        f"W8A8 {granularity} loses {expected:.2f} points ({100 * fp32:.2f}% -> {100 * fp32 - expected:.2f}%).",
+        [(expected / 100, "That is a fraction; give percentage POINTS (100 x the difference of the accuracies)."),
+         (-expected, "Your sign is flipped: the drop is FP32 accuracy minus quantized accuracy."),
+         (expected / fp32, "That is a relative change (divided by the FP32 accuracy); give the plain difference in points."),
+         (drop(other), f"That is the drop with {other} weights; use granularity={granularity!r}.")],
+        "Evaluate the FP32 model and quantize_model(model, 8, 8, granularity) with qlab.evaluation.evaluate; subtract.",
+    )
+
+
+check_per_channel_scales = _printing(grade_per_channel_scales)
+check_sqnr_gain = _printing(grade_sqnr_gain)
+check_model_size = _printing(grade_model_size)
+check_accuracy_drop = _printing(grade_accuracy_drop)

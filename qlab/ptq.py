@@ -26,6 +26,7 @@ calibration activations, activation ranges per calibrator) so dashboards re-quan
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -360,3 +361,79 @@ def valid_group_sizes(model: nn.Module, candidates: tuple[int, ...] = (8, 16, 24
     """
     fan_ins = [_weight_rows(layer.weight).shape[1] for _, layer in weighted_layers(model)]
     return [g for g in candidates if all(f <= g or f % g == 0 for f in fan_ins)]
+
+
+@dataclass(frozen=True)
+class PTQResult:
+    """Test accuracy (full 10,000-image test set) and per-layer report of one PTQ configuration."""
+
+    accuracy: float
+    report: list[LayerReport]
+
+
+class PTQSession:
+    """The reference models, their :class:`PTQCache` and FP32 accuracy, each built on first use.
+
+    :meth:`run` quantizes and evaluates one configuration; with ``memoize=True`` the result
+    of an already visited configuration is returned without recomputing it (dashboards use
+    this; benchmarks turn it off to measure unvisited configurations).
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, nn.Module] = {}
+        self._caches: dict[str, PTQCache] = {}
+        self._fp32: dict[str, float] = {}
+        self._results: dict[tuple, PTQResult] = {}
+
+    def model(self, name: str) -> nn.Module:
+        """The pretrained model ``name`` (a key of ``qlab.models.MODEL_NAMES``)."""
+        if name not in self._models:
+            from qlab.models import load_pretrained
+
+            self._models[name] = load_pretrained(name)
+        return self._models[name]
+
+    def cache(self, name: str) -> PTQCache:
+        """The PTQCache of model ``name`` (folded model, calibration inputs, ranges)."""
+        if name not in self._caches:
+            self._caches[name] = PTQCache.build(self.model(name))
+        return self._caches[name]
+
+    def fp32_accuracy(self, name: str) -> float:
+        """Test accuracy of the float model ``name``."""
+        if name not in self._fp32:
+            from qlab.evaluation import evaluate
+
+            self._fp32[name] = evaluate(self.model(name))
+        return self._fp32[name]
+
+    def run(self, name: str, memoize: bool = True, **config) -> PTQResult:
+        """Accuracy and report of ``quantize_model(model, **config)`` on the test set."""
+        from qlab.evaluation import evaluate
+
+        key = (name, tuple(sorted(config.items())))
+        if memoize and key in self._results:
+            return self._results[key]
+        qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)
+        result = PTQResult(evaluate(qmodel), qmodel.report)
+        if memoize:
+            self._results[key] = result
+        return result
+
+    def warm_up(self, name: str, calibrators: list[str], act_bits: list[int]) -> dict[str, float]:
+        """Do the first-time work for model ``name``; return its cost in seconds, by item.
+
+        Items: building the PTQCache (BN folding + calibration activations) plus the FP32
+        evaluation, then each calibrator over all ``act_bits``.
+        """
+        costs = {}
+        start = time.perf_counter()
+        self.cache(name)
+        self.fp32_accuracy(name)
+        costs[f"{name}: PTQ cache + FP32 accuracy"] = time.perf_counter() - start
+        for method in calibrators:
+            start = time.perf_counter()
+            for bits in act_bits:
+                self.cache(name).act_ranges(method, bits)
+            costs[f"{name}: {method} calibration ({', '.join(map(str, act_bits))} bits)"] = time.perf_counter() - start
+        return costs

@@ -94,3 +94,112 @@ def move_bracket(bracket: tuple[Annotation, Text], x0: float, x1: float, y: floa
     arrow.set_position((x0, y))
     label.set_position(((x0 + x1) / 2, y + 0.1))
     label.set_text(text)
+
+
+# Lessons 05-06: per-layer and per-channel bars, updated in place by the dashboards -----
+from matplotlib.container import BarContainer  # noqa: E402
+
+
+def bar_slots(ax: Axes, n: int, offset: float = 0.0, width: float = 0.8, **kwargs) -> BarContainer:
+    """``n`` bars of height 0 at x = 0..n-1 (+ ``offset``): fill them with :func:`set_bar_heights`.
+
+    Creating the largest number of bars once and hiding the unused ones lets a dashboard
+    switch between models with different layer counts without creating artists.
+    """
+    return ax.bar(np.arange(n) + offset, np.zeros(n), width=width, **kwargs)
+
+
+def set_bar_heights(bars: BarContainer, heights: Sequence[float | None]) -> None:
+    """Set the first ``len(heights)`` bars' heights; hide the others and the ``None`` ones."""
+    for i, bar in enumerate(bars):
+        h = heights[i] if i < len(heights) else None
+        bar.set_visible(h is not None)
+        bar.set_height(0.0 if h is None else h)
+
+
+def set_layer_ticks(ax: Axes, names: Sequence[str], rotation: float = 35.0) -> None:
+    """Label x = 0..len(names)-1 with layer names and fit the x-range to them."""
+    ax.set_xticks(np.arange(len(names)), names, rotation=rotation, ha="right", fontsize=9)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+
+
+def plot_channel_ranges(ax: Axes, lo: ArrayLike, hi: ArrayLike, offset: float = 0.0, label: str | None = None, color: str | None = None) -> LineCollection:
+    """One vertical segment [lo_c, hi_c] per output channel c (a weight range per channel)."""
+    x = np.arange(len(lo)) + offset
+    return ax.vlines(x, lo, hi, colors=color, lw=3.0, label=label)
+
+
+# Lessons 03 and 04 ----------------------------------------------------------------------
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
+
+CLIP_COLOR = "tab:red"
+
+
+def plot_levels(ax: Axes, levels: ArrayLike) -> tuple[LineCollection, LineCollection]:
+    """Full-height lines at the quantization levels (thin) and at the clipping range (dashed).
+
+    The lines span the axes' height whatever its y-limits (x in data, y in axes coordinates);
+    update them with :func:`set_levels`.
+    """
+    transform = ax.get_xaxis_transform()
+    grid = LineCollection(vertical_segments(levels, 0.0, 1.0), colors=GRID_COLOR, lw=0.8, alpha=0.7,
+                          transform=transform, label="quantization levels")
+    clip = LineCollection([], colors=CLIP_COLOR, lw=2.0, linestyles="--", transform=transform, label="clipping range")
+    ax.add_collection(grid, autolim=False)
+    ax.add_collection(clip, autolim=False)
+    return grid, clip
+
+
+def set_levels(grid: LineCollection, clip: LineCollection, levels: ArrayLike, clip_range: tuple[float, float]) -> None:
+    """Move :func:`plot_levels` lines in place (``levels`` may be empty to hide the grid)."""
+    grid.set_segments(vertical_segments(levels, 0.0, 1.0))
+    clip.set_segments(vertical_segments(clip_range, 0.0, 1.0))
+
+
+def plot_level_counts(ax: Axes, color: str = "tab:orange") -> LineCollection:
+    """Empty bar chart of counts per quantization level (one thick vertical bar per level)."""
+    bars = LineCollection([], colors=color, lw=3.0, label="quantized values")
+    ax.add_collection(bars, autolim=False)
+    return bars
+
+
+def set_level_counts(bars: LineCollection, levels: ArrayLike, counts: ArrayLike) -> None:
+    """Bars of height ``counts`` at ``levels`` (in place)."""
+    lv, ct = np.asarray(levels, dtype=float), np.asarray(counts, dtype=float)
+    bars.set_segments([np.array([[x, 0.0], [x, c]]) for x, c in zip(lv, ct)])
+
+
+def plot_sqnr_vs_bits(ax: Axes, bits: ArrayLike, curves: Mapping[str, ArrayLike], db_per_bit: float) -> list[Line2D]:
+    """Measured SQNR (dB) against bit width, one line per tensor, and the 6.02 dB/bit reference."""
+    b = np.asarray(bits, dtype=float)
+    lines = [ax.plot(b, v, "o-", label=name)[0] for name, v in curves.items()]
+    lines += ax.plot(b, db_per_bit * b, "--", color="0.4", label=f"{db_per_bit:.2f} dB x bits")
+    ax.set(xlabel="bit width b (bits)", ylabel="SQNR (dB)", title="SQNR against bit width")
+    ax.legend(loc="upper left")
+    return lines
+
+
+def plot_error_split(ax: Axes, thresholds: ArrayLike, clipping: ArrayLike, rounding: ArrayLike) -> tuple[list[Line2D], Line2D]:
+    """Clipping, rounding and total MSE against the clipping threshold (log y), plus a marker.
+
+    Returns the three lines and the marker (move it with ``marker.set_data([t], [mse])``).
+    """
+    t, c, r = (np.asarray(v, dtype=float) for v in (thresholds, clipping, rounding))
+    lines = [
+        ax.plot(t, c, color=CLIP_COLOR, label="clipping")[0],
+        ax.plot(t, r, color=GRID_COLOR, label="rounding")[0],
+        ax.plot(t, c + r, color="black", lw=2.2, label="total")[0],
+    ]
+    (marker,) = ax.plot([], [], "o", color="black", ms=9, label="at t")
+    ax.set(xlabel="clipping threshold t (units of x)", ylabel="MSE (units of x)²")
+    plain_log_axis(ax)
+    ax.legend(loc="upper right", fontsize=9)
+    return lines, marker
+
+
+def plain_log_axis(ax: Axes) -> None:
+    """Log y-axis with plain-text decade labels and no minor ticks (fast enough for live redraws)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(numticks=5))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0e}"))

@@ -78,3 +78,72 @@ def test_symmetric_scale_correct_against_qlab() -> None:
 def test_symmetric_scale_hints(scale: float, hint: str) -> None:
     fb = ex.grade_symmetric_scale(scale)
     assert not fb.correct and hint in fb.message
+
+
+# Lessons 05-06 -------------------------------------------------------------------------
+from qlab.metrics import sqnr_db  # noqa: E402
+from qlab.ptq import PTQCache, model_size, quantize_model, quantize_weight, weighted_layers  # noqa: E402
+
+
+def _depthwise_weights(layer: str = "block1_dw_conv"):
+    from qlab.models import load_pretrained
+
+    model = load_pretrained("depthwise")
+    folded = dict(weighted_layers(PTQCache.build(model).folded))[layer].weight.detach()
+    return dict(weighted_layers(model))[layer].weight.detach(), folded
+
+
+def test_per_channel_scales_correct_and_hints() -> None:
+    unfolded, w = _depthwise_weights()
+    amax = w.reshape(w.shape[0], -1).abs().amax(1)
+    assert ex.grade_per_channel_scales(amax / 7).message.startswith("Correct!")
+    cases = [(quantize_weight(w, 4, "per_tensor").scale.expand(w.shape[0]), "per-TENSOR"),
+             (quantize_weight(unfolded, 4, "per_channel").scale, "before BatchNorm folding"),
+             (amax / 8, "2^(b-1);"), (amax / 15, "HALF of the codes"),
+             (w.reshape(w.shape[0], -1).amax(1) / 7, "max(|w|)"), (amax, "For each output channel"), ([1.0, 2.0], "one scale per output channel")]
+    for answer, hint in cases:
+        fb = ex.grade_per_channel_scales(answer)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_sqnr_gain_correct_and_hints() -> None:
+    unfolded, w = _depthwise_weights()
+
+    def gain(weight, bits):
+        return sqnr_db(weight, quantize_weight(weight, bits, "per_channel").weight) - sqnr_db(weight, quantize_weight(weight, bits, "per_tensor").weight)
+
+    assert ex.grade_sqnr_gain(gain(w, 4)).correct
+    for answer, hint in [(-gain(w, 4), "sign is flipped"), (gain(unfolded, 4), "before BN folding"), (gain(w, 8), "at 8 bits"), (100.0, "subtract")]:
+        fb = ex.grade_sqnr_gain(answer)
+        assert not fb.correct and hint in fb.message
+
+
+def test_model_size_correct_and_hints() -> None:
+    from qlab.models import load_pretrained
+
+    layers = [layer for _, layer in weighted_layers(load_pretrained("mlp"))]
+    weights = sum(-(-layer.weight.numel() * 4 // 8) for layer in layers)
+    biases = sum(layer.bias.numel() for layer in layers)
+    scales = sum(layer.weight.shape[0] for layer in layers)
+    answer = weights + 4 * biases + 4 * scales
+    fp32, q = model_size(quantize_model(load_pretrained("mlp"), 4).report)
+    assert answer == q and ex.grade_model_size(answer).correct
+    cases = [(answer - 4 * scales, "forgot the scales"), (weights + biases // 2 + 4 * scales, "stay 32-bit"),
+             (fp32 // 8, "ignores the 32-bit"), (8 * answer, "in bytes"), (1, "Sum over layers")]
+    for value, hint in cases:
+        fb = ex.grade_model_size(value)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_accuracy_drop_correct_and_hints() -> None:
+    from qlab.evaluation import evaluate
+    from qlab.models import load_pretrained
+
+    net = load_pretrained("depthwise")
+    fp32 = evaluate(net)
+    drop = 100 * (fp32 - evaluate(quantize_model(net, 8, 8, "per_tensor")))
+    other = 100 * (fp32 - evaluate(quantize_model(net, 8, 8, "per_channel")))
+    assert ex.grade_accuracy_drop(drop).correct
+    for value, hint in [(drop / 100, "POINTS"), (-drop, "sign is flipped"), (drop / fp32, "relative"), (other, "per_channel"), (50.0, "subtract")]:
+        fb = ex.grade_accuracy_drop(value)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)

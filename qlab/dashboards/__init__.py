@@ -12,10 +12,18 @@ from collections.abc import Callable
 from qlab.dashboards._base import Dashboard, make_canvas
 from qlab.dashboards.rounding_and_clamping import SignalQuantizerDashboard
 from qlab.dashboards.scale_and_zero_point import ScaleZeroPointDashboard
+from qlab.dashboards.bit_width import BitWidthDashboard
+from qlab.dashboards.range_choice import RangeChoiceDashboard
+from qlab.dashboards.per_channel import PerChannelDashboard
+from qlab.dashboards.whole_model_ptq import WholeModelPTQDashboard
 
 REGISTRY: dict[str, Callable[[], Dashboard]] = {
     "01 signal quantizer": SignalQuantizerDashboard,
     "02 scale and zero-point grid": ScaleZeroPointDashboard,
+    "03 bit width": BitWidthDashboard,
+    "04 range choice": RangeChoiceDashboard,
+    "05 per-channel weights": PerChannelDashboard,
+    "06 whole-model PTQ": WholeModelPTQDashboard,
 }
 
-__all__ = ["REGISTRY", "Dashboard", "ScaleZeroPointDashboard", "SignalQuantizerDashboard", "make_canvas"]
+__all__ = ["REGISTRY", "BitWidthDashboard", "RangeChoiceDashboard", "Dashboard", "PerChannelDashboard", "WholeModelPTQDashboard", "ScaleZeroPointDashboard", "SignalQuantizerDashboard", "make_canvas"]

@@ -78,10 +78,16 @@ class Dashboard:
         error_box: ``ipywidgets.HTML`` that shows an exception raised during an update.
         widget: the ``VBox`` to display.
         budget_ms: latency budget of one update + render (see benchmarks/).
+        threads: torch threads the dashboard is meant (and benchmarked) to run with:
+            1 for tensor-level dashboards, 2 for whole-model ones (full test-set evaluation).
+        memoize: dashboards that cache results of visited configurations honour this flag;
+            the latency benchmark turns it off so every update is measured uncached.
     """
 
     title: str = "dashboard"
     budget_ms: float = 50.0
+    threads: int = 1
+    memoize: bool = True
     figsize: tuple[float, float] = (9.0, 5.4)
     dpi: float = 80.0
 
@@ -116,6 +122,14 @@ class Dashboard:
 
     def readout_lines(self, state: Any) -> list[str]:
         raise NotImplementedError
+
+    def warm_up(self) -> dict[str, float]:
+        """Do every first-time cost (model loading, calibration caches) now.
+
+        Returns the seconds spent, by item, so benchmarks can report them apart from the
+        per-update latency. The default dashboard has nothing to warm.
+        """
+        return {}
 
     # wiring ----------------------------------------------------------------------------
     def _on_change(self, change: dict[str, Any]) -> None:

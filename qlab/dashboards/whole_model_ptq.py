@@ -1,0 +1,138 @@
+"""Lesson 06 dashboard: post-training quantization of a whole model, every knob at once.
+
+Model, weight bits, activation bits (or float), weight granularity, calibrator and
+static/dynamic activations go to ``qlab.ptq.quantize_model``; the quantized copy is
+evaluated on the full 10,000-image test set. The figure shows weight and activation SQNR
+per layer, accuracy against FP32 and model size against FP32 (weights, biases, scales and
+zero-points, see ``qlab.ptq.model_size``). A :class:`qlab.ptq.PTQSession` keeps everything a
+control change does not alter (models, PTQ caches, calibrated ranges, FP32 accuracies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+
+from qlab.calibration import CALIBRATORS
+from qlab.dashboards._base import Dashboard
+from qlab.models import MODEL_NAMES
+from qlab.ptq import ACT_MODES, PTQResult, PTQSession, model_size, weighted_layers
+from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
+
+ACT_BITS: tuple[tuple[str, int | None], ...] = (("float", None), ("8", 8), ("6", 6), ("4", 4))
+WEIGHT_GRANULARITIES = ("per_channel", "per_tensor")
+
+
+@dataclass(frozen=True)
+class WholeModelState:
+    """One configuration and its result."""
+
+    model: str
+    config: dict
+    result: PTQResult
+    fp32_accuracy: float
+    float_bytes: int
+    quant_bytes: int
+
+
+def describe(config: dict) -> str:
+    """One-line description of a quantize_model configuration, e.g. 'W8 per_channel, A8 static (minmax)'."""
+    weights = f"W{config['weight_bits']} {config['granularity']}"
+    if config["act_bits"] is None:
+        return f"{weights}, activations float"
+    how = f"static ({config['calibration']})" if config["act_mode"] == "static" else "dynamic"
+    return f"{weights}, A{config['act_bits']} {how}"
+
+
+class WholeModelPTQDashboard(Dashboard):
+    """Every PTQ knob -> test accuracy, size and per-layer weight/activation SQNR."""
+
+    title = "Whole-model post-training quantization"
+    budget_ms = 300.0
+    threads = 2
+    figsize = (10.5, 4.6)
+
+    def __init__(self, session: PTQSession | None = None) -> None:
+        self.session = session or PTQSession()
+        self.layers = {name: [n for n, _ in weighted_layers(self.session.cache(name).folded)] for name in MODEL_NAMES}
+        super().__init__()
+
+    def build_controls(self) -> list[widgets.ValueWidget]:
+        style = {"description_width": "initial"}
+        self.model_dropdown = widgets.Dropdown(options=list(MODEL_NAMES), value="cnn", description="model", style=style)
+        self.weight_bits_slider = widgets.IntSlider(value=8, min=2, max=8, description="weight bits", style=style)
+        self.act_bits_dropdown = widgets.Dropdown(options=list(ACT_BITS), value=8, description="activation bits", style=style)
+        self.granularity_dropdown = widgets.Dropdown(options=list(WEIGHT_GRANULARITIES), value="per_channel", description="weights", style=style)
+        self.calibrator_dropdown = widgets.Dropdown(options=list(CALIBRATORS), value="minmax", description="calibrator", style=style)
+        self.act_mode_dropdown = widgets.Dropdown(options=list(ACT_MODES), value="static", description="activations", style=style)
+        return [self.model_dropdown, self.weight_bits_slider, self.act_bits_dropdown,
+                self.granularity_dropdown, self.calibrator_dropdown, self.act_mode_dropdown]
+
+    def build_figure(self) -> None:
+        grid = self.fig.add_gridspec(1, 3, width_ratios=[3.2, 1, 1])
+        self.ax_sqnr = self.fig.add_subplot(grid[0])
+        self.ax_acc = self.fig.add_subplot(grid[1])
+        self.ax_size = self.fig.add_subplot(grid[2])
+        self.fig.subplots_adjust(left=0.06, right=0.98, top=0.84, bottom=0.26, wspace=0.45)
+        slots = max(len(names) for names in self.layers.values())
+        self.w_bars = bar_slots(self.ax_sqnr, slots, offset=-0.2, width=0.4, color="tab:blue", label="weights")
+        self.a_bars = bar_slots(self.ax_sqnr, slots, offset=0.2, width=0.4, color="tab:orange", label="activations (layer input)")
+        self.ax_sqnr.set(ylabel="SQNR (dB)", title="per-layer SQNR")
+        self.ax_sqnr.legend(loc="upper right", fontsize=9)
+        self.acc_bars = self.ax_acc.bar(["FP32", "quant."], [0.0, 0.0], color=["0.6", "tab:purple"])
+        self.ax_acc.set(ylabel="test accuracy (%)", ylim=(0, 100), title="accuracy")
+        self.size_bars = self.ax_size.bar(["FP32", "quant."], [0.0, 0.0], color=["0.6", "tab:purple"])
+        self.ax_size.set(ylabel="weights + params (KiB)", title="size")
+        self.suptitle = self.fig.text(0.5, 0.93, "", ha="center", fontsize=13)
+
+    def config(self) -> dict:
+        """The quantize_model keyword arguments selected by the controls."""
+        return {
+            "weight_bits": self.weight_bits_slider.value,
+            "act_bits": self.act_bits_dropdown.value,
+            "granularity": self.granularity_dropdown.value,
+            "calibration": self.calibrator_dropdown.value,
+            "act_mode": self.act_mode_dropdown.value,
+        }
+
+    def compute(self) -> WholeModelState:
+        model, config = self.model_dropdown.value, self.config()
+        result = self.session.run(model, memoize=self.memoize, **config)
+        return WholeModelState(model, config, result, self.session.fp32_accuracy(model), *model_size(result.report))
+
+    def redraw(self, s: WholeModelState) -> None:
+        w = [r.weight_sqnr_db for r in s.result.report]
+        a = [r.act_sqnr_db for r in s.result.report]
+        set_bar_heights(self.w_bars, w)
+        set_bar_heights(self.a_bars, a)
+        set_layer_ticks(self.ax_sqnr, self.layers[s.model])
+        shown = w + [x for x in a if x is not None]
+        self.ax_sqnr.set_ylim(min(0.0, *shown) - 2.0, max(shown) * 1.25 + 2.0)
+        set_bar_heights(self.acc_bars, [100 * s.fp32_accuracy, 100 * s.result.accuracy])
+        set_bar_heights(self.size_bars, [s.float_bytes / 1024, s.quant_bytes / 1024])
+        self.ax_size.set_ylim(0, 1.1 * s.float_bytes / 1024)
+        self.suptitle.set_text(
+            f"{s.model}, {describe(s.config)}: {100 * s.result.accuracy:.2f}% "
+            f"(FP32 {100 * s.fp32_accuracy:.2f}%), {s.float_bytes / s.quant_bytes:.2f}x smaller"
+        )
+
+    def readout_lines(self, s: WholeModelState) -> list[str]:
+        w = [r.weight_sqnr_db for r in s.result.report]
+        a = [r.act_sqnr_db for r in s.result.report if r.act_sqnr_db is not None]
+        act = f", activations min {min(a):.1f} dB" if a else ""
+        return [
+            f"model {s.model}: {describe(s.config)}",
+            f"test accuracy (10,000 images): {100 * s.result.accuracy:.2f}% (FP32 {100 * s.fp32_accuracy:.2f}%, "
+            f"drop {100 * (s.fp32_accuracy - s.result.accuracy):.2f} points)",
+            f"size: {s.quant_bytes} bytes vs {s.float_bytes} bytes FP32 ({s.float_bytes / s.quant_bytes:.2f}x smaller)",
+            f"SQNR: weights min {min(w):.1f} dB{act}",
+        ]
+
+    def warm_up(self) -> dict[str, float]:
+        """Build every model's cache and calibrate every calibrator at every activation bit width."""
+        bits = [b for _, b in ACT_BITS if b is not None]
+        costs: dict[str, float] = {}
+        for name in MODEL_NAMES:
+            costs.update(self.session.warm_up(name, list(CALIBRATORS), bits))
+        return costs
