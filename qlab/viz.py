@@ -203,3 +203,16 @@ def plain_log_axis(ax: Axes) -> None:
     ax.yaxis.set_major_locator(LogLocator(numticks=5))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0e}"))
+
+
+def plot_grouped_bars(ax: Axes, names: Sequence[str], series: Mapping[str, ArrayLike], ylabel: str, title: str = "") -> list[BarContainer]:
+    """One group of bars per name (e.g. per layer), one bar per series (e.g. per granularity)."""
+    width = 0.8 / len(series)
+    bars = [
+        ax.bar(np.arange(len(names)) + (i - (len(series) - 1) / 2) * width, values, width=width, label=label)
+        for i, (label, values) in enumerate(series.items())
+    ]
+    set_layer_ticks(ax, names)
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(loc="best", fontsize=9)
+    return bars

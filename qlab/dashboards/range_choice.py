@@ -1,0 +1,162 @@
+"""Lesson 04 dashboard: where to clip? Clipping error against rounding error on real tensors.
+
+Two real tensors of the pretrained ``cnn``: the folded weights of ``block2_conv`` (signed,
+symmetric grid on [-t, t]) and the input activations of the classifier ``fc`` on the
+calibration images (post-ReLU, long-tailed; unsigned affine grid on [0, t]). The threshold
+is t = f * max|x| for the slider's fraction f.
+
+``qlab.sweeps.clip_rounding_error`` splits the fake-quantization MSE into
+
+    clipping = (1/N) sum_{x_i beyond t} (Q(x_i) - x_i)^2,   rounding = (1/N) sum_{x_i inside} (Q(x_i) - x_i)^2.
+
+The split curve is computed once per tensor and bit width, at every slider position, in
+``__init__``; moving the slider only moves markers. Top: the |x| histogram (log counts)
+with t, the 99.99th percentile of |x| and the sweet spot. Bottom: the three MSE curves
+against t with the current point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+
+from qlab.dashboards._base import Dashboard
+from qlab.dashboards.bit_width import folded_weights
+from qlab.models import load_pretrained
+from qlab.ptq import PTQCache
+from qlab.sweeps import SplitCurve, clip_range, clip_rounding_curve, percentile_of_abs
+from qlab.viz import CLIP_COLOR, plain_log_axis, plot_error_split, vertical_segments
+
+WEIGHT_LAYER = "block2_conv"
+ACTIVATION_LAYER = "fc"
+FRACTIONS = np.arange(2, 51) / 50  # slider positions: t = f * max|x|, f = 0.04, 0.06, ... 1.00
+BITS_OPTIONS = (4, 8)
+PERCENTILE = 99.99
+HIST_BINS = 100
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor of the lesson with what the dashboard precomputes for it."""
+
+    name: str
+    x: torch.Tensor
+    signed: bool
+    amax: float
+    p9999: float
+    hist: tuple[np.ndarray, np.ndarray]  # counts, edges of |x|
+    curves: dict[int, SplitCurve]  # one per bit width, at thresholds FRACTIONS * amax
+
+
+def lesson_tensors() -> dict[str, tuple[torch.Tensor, bool]]:
+    """The two real tensors (values, signed?): folded conv weights and long-tailed activations."""
+    cache = PTQCache.build(load_pretrained("cnn"))
+    return {
+        f"weights of cnn {WEIGHT_LAYER}": (folded_weights()[WEIGHT_LAYER], True),
+        f"input activations of cnn {ACTIVATION_LAYER}": (cache.layer_inputs[ACTIVATION_LAYER].flatten(), False),
+    }
+
+
+def precompute(name: str, x: torch.Tensor, signed: bool) -> Tensor:
+    """Histogram, percentile and split curves at every slider position and bit width."""
+    amax = float(x.abs().max())
+    thresholds = FRACTIONS * amax
+    curves = {b: clip_rounding_curve(x, thresholds, b, signed) for b in BITS_OPTIONS}
+    counts, edges = np.histogram(x.abs().numpy(), bins=HIST_BINS, range=(0.0, amax))
+    return Tensor(name, x, signed, amax, percentile_of_abs(x, PERCENTILE), (counts, edges), curves)
+
+
+@dataclass(frozen=True)
+class RangeState:
+    """One point of a precomputed split curve."""
+
+    tensor: Tensor
+    bits: int
+    index: int
+
+    @property
+    def curve(self) -> SplitCurve:
+        return self.tensor.curves[self.bits]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.curve.thresholds[self.index])
+
+
+class RangeChoiceDashboard(Dashboard):
+    """Tensor dropdown, bits toggle and a clipping-threshold slider (fraction of max|x|)."""
+
+    title = "Range choice: clipping error against rounding error"
+    figsize = (9.0, 5.8)
+
+    def __init__(self) -> None:
+        self.tensors = {name: precompute(name, x, signed) for name, (x, signed) in lesson_tensors().items()}
+        super().__init__()
+
+    def build_controls(self) -> list[widgets.ValueWidget]:
+        style = {"description_width": "initial"}
+        self.tensor_dropdown = widgets.Dropdown(options=list(self.tensors), description="tensor", style=style)
+        self.bits_toggle = widgets.ToggleButtons(options=list(BITS_OPTIONS), value=BITS_OPTIONS[0], description="bits", style=style)
+        self.threshold_slider = widgets.FloatSlider(
+            value=1.0, min=FRACTIONS[0], max=FRACTIONS[-1], step=0.02, description="clip at t = f x max|x|, f",
+            style=style, readout_format=".2f", layout=widgets.Layout(width="480px"),
+        )
+        return [self.tensor_dropdown, self.bits_toggle, self.threshold_slider]
+
+    def build_figure(self) -> None:
+        self.ax_h, self.ax_e = self.fig.subplots(2, 1, sharex=True)
+        self.fig.subplots_adjust(left=0.1, right=0.98, top=0.93, bottom=0.09, hspace=0.12)
+        first = next(iter(self.tensors.values()))
+        counts, edges = first.hist
+        self.hist = self.ax_h.stairs(counts, edges, fill=True, color="0.7", label="|x|")
+        self.ax_h.set(ylabel="count per bin")
+        plain_log_axis(self.ax_h)
+        transform = self.ax_h.get_xaxis_transform()
+        (self.t_line,) = self.ax_h.plot([], [], color=CLIP_COLOR, lw=2.2, transform=transform, label="threshold t")
+        (self.p_line,) = self.ax_h.plot([], [], color="tab:green", ls=":", lw=2, transform=transform, label=f"p{PERCENTILE} of |x|")
+        (self.best_line,) = self.ax_h.plot([], [], color="black", ls="--", lw=1.2, transform=transform, label="sweet spot")
+        self.ax_h.legend(loc="upper right", fontsize=9, ncols=2)
+        curve = first.curves[BITS_OPTIONS[0]]
+        (self.clip_curve, self.round_curve, self.total_curve), self.marker = plot_error_split(
+            self.ax_e, curve.thresholds, curve.clipping, curve.rounding
+        )
+        self.title_text = self.ax_h.set_title("")
+
+    def compute(self) -> RangeState:
+        name, bits, fraction = (c.value for c in self.controls)
+        index = int(np.argmin(np.abs(FRACTIONS - fraction)))
+        return RangeState(self.tensors[name], bits, index)
+
+    def redraw(self, s: RangeState) -> None:
+        tensor, curve = s.tensor, s.curve
+        counts, edges = tensor.hist
+        self.hist.set_data(counts, edges)
+        self.ax_h.set_ylim(0.5, 2 * counts.max())
+        self.ax_e.set_xlim(0.0, 1.02 * tensor.amax)
+        for line, x in ((self.t_line, s.threshold), (self.p_line, tensor.p9999), (self.best_line, curve.thresholds[curve.best])):
+            line.set_data(*vertical_segments([x], 0.0, 1.0)[0].T)
+        self.clip_curve.set_data(curve.thresholds, curve.clipping)
+        self.round_curve.set_data(curve.thresholds, curve.rounding)
+        self.total_curve.set_data(curve.thresholds, curve.total)
+        self.marker.set_data([s.threshold], [curve.total[s.index]])
+        positive = np.concatenate([curve.clipping[curve.clipping > 0], curve.rounding, curve.total])
+        self.ax_e.set_ylim(0.5 * positive.min(), 2 * positive.max())
+        self.title_text.set_text(f"{tensor.name}, {s.bits} bits")
+
+    def readout_lines(self, s: RangeState) -> list[str]:
+        tensor, curve, i = s.tensor, s.curve, s.index
+        lo, hi = clip_range(s.threshold, tensor.signed)
+        grid = "signed symmetric" if tensor.signed else "unsigned affine"
+        best = curve.best
+        return [
+            f"tensor: {tensor.name}, {tensor.x.numel()} values",
+            f"max |x| = {tensor.amax:.4g}, {PERCENTILE}th percentile of |x| = {tensor.p9999:.4g} "
+            f"(max is {tensor.amax / tensor.p9999:.2f}x larger)",
+            f"{s.bits}-bit {grid} grid on [{lo:.4g}, {hi:.4g}]: t = {FRACTIONS[i]:.2f} x max|x| = {s.threshold:.4g}",
+            f"values clipped: {100 * curve.clipped_fraction[i]:.3f}%",
+            f"MSE: clipping = {curve.clipping[i]:.4g}, rounding = {curve.rounding[i]:.4g}, total = {curve.total[i]:.4g}",
+            f"sweet spot: t = {FRACTIONS[best]:.2f} x max|x| = {curve.thresholds[best]:.4g}, total MSE = {curve.total[best]:.4g}",
+        ]

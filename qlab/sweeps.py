@@ -1,0 +1,216 @@
+"""Sweeps behind lessons 03 (bit width) and 04 (range choice): pure compute, no plotting.
+
+Every quantizer here is qlab's own (``qlab.affine``), every error qlab's (``qlab.metrics``),
+and every calibrated range comes from ``qlab.calibration``; this module only loops over bit
+widths, clipping thresholds and calibrators and packages the numbers for tables and plots.
+
+Two grids are used, the ones PTQ uses (``qlab.ptq``):
+
+- ``signed=True`` (weights): textbook symmetric, codes [-(2^(b-1) - 1), 2^(b-1) - 1] on
+  [-t, t], scale t / (2^(b-1) - 1);
+- ``signed=False`` (post-ReLU activations): unsigned affine, codes [0, 2^b - 1] on [0, t],
+  scale t / (2^b - 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from qlab import metrics
+from qlab.affine import dequantize, qparams_from_range, qrange, quantize
+from qlab.calibration import CALIBRATORS, calibrate
+from qlab.evaluation import evaluate
+from qlab.ptq import PTQCache, quantize_model
+
+DB_PER_BIT = 20 * math.log10(2)  # one more bit halves the step: noise power / 4 -> 6.02 dB
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """One tensor quantized on one grid: codes, reconstruction and the grid itself."""
+
+    codes: torch.Tensor
+    x_hat: torch.Tensor
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+    levels: torch.Tensor  # real value of every code qmin..qmax
+
+    @property
+    def clip_range(self) -> tuple[float, float]:
+        """Smallest and largest representable value (what lies beyond is clipped)."""
+        return float(self.levels[0]), float(self.levels[-1])
+
+
+def quantize_in_range(x: torch.Tensor, lo: float, hi: float, bits: int, signed: bool, symmetric: bool) -> Quantized:
+    """Quantize ``x`` on the ``bits``-bit grid covering [lo, hi] (``qparams_from_range``).
+
+    symmetric (signed): s = max(|lo|, |hi|) / (2^(b-1) - 1), z = 0, narrow codes;
+    affine: s = (hi - lo) / (q_max - q_min), z = q_min - round(lo / s), full codes.
+    """
+    narrow = symmetric and signed
+    qmin, qmax = qrange(bits, signed, narrow)
+    scale, zp = qparams_from_range(lo, hi, bits, signed=signed, symmetric=symmetric, narrow=narrow)
+    codes = quantize(x, scale, zp, qmin, qmax)
+    levels = dequantize(torch.arange(qmin, qmax + 1, dtype=torch.int32), scale, zp)
+    return Quantized(codes, dequantize(codes, scale, zp), float(scale), int(zp), qmin, qmax, levels)
+
+
+def quantize_minmax(x: torch.Tensor, bits: int, signed: bool = True, symmetric: bool = True) -> Quantized:
+    """Quantize ``x`` with the min/max range [min x, max x] (no clipping)."""
+    return quantize_in_range(x, float(x.min()), float(x.max()), bits, signed, symmetric)
+
+
+def sqnr_vs_bits(x: torch.Tensor, bits_list: Sequence[int], signed: bool = True, symmetric: bool = True) -> list[float]:
+    """SQNR (dB) of min/max quantization of ``x`` at each bit width:
+
+        SQNR_b = 10 log10( sum x^2 / sum (x - Q_b(x))^2 ).
+    """
+    return [metrics.sqnr_db(x, quantize_minmax(x, b, signed, symmetric).x_hat) for b in bits_list]
+
+
+def db_per_bit(bits: Sequence[float], sqnr: Sequence[float]) -> float:
+    """Least-squares slope of SQNR against bits (dB per bit):
+
+        slope = sum (b_i - mean b)(S_i - mean S) / sum (b_i - mean b)^2.
+    """
+    b, s = np.asarray(bits, dtype=float), np.asarray(sqnr, dtype=float)
+    if b.shape != s.shape or b.size < 2 or np.ptp(b) == 0:
+        raise ValueError("need at least two different bit widths, one SQNR per bit width")
+    db, ds = b - b.mean(), s - s.mean()
+    return float((db * ds).sum() / (db**2).sum())
+
+
+def predicted_sqnr_db(bits: Sequence[int], x: torch.Tensor) -> list[float]:
+    """The uniform-noise model of min/max quantization of ``x`` over its range R = max x - min x:
+
+        noise power = s^2 / 12 with s = R / 2^b   =>   SQNR = 6.02 b + 10 log10(12 E[x^2] / R^2).
+
+    A full-scale uniform signal on [-A, A] has E[x^2] = A^2 / 3 = R^2 / 12, so its offset is 0 dB;
+    a bell-shaped tensor has E[x^2] << R^2 / 12 (a high peak-to-RMS ratio), hence a lower line
+    with the same slope.
+    """
+    power = float((x.double() ** 2).mean())
+    span = float(x.max() - x.min())
+    return [DB_PER_BIT * b + 10 * math.log10(12 * power / span**2) for b in bits]
+
+
+def clip_range(threshold: float, signed: bool) -> tuple[float, float]:
+    """[-t, t] for signed data (weights), [0, t] for unsigned (post-ReLU activations)."""
+    return (-threshold if signed else 0.0, threshold)
+
+
+@dataclass(frozen=True)
+class ErrorSplit:
+    """Fake-quantization MSE split into the values beyond the clipping range and those inside."""
+
+    clipping: float
+    rounding: float
+    clipped_fraction: float
+
+    @property
+    def total(self) -> float:
+        return self.clipping + self.rounding
+
+
+def clip_rounding_error(x: torch.Tensor, threshold: float, bits: int, signed: bool = True) -> ErrorSplit:
+    """Split MSE(x, Q(x)) for the grid clipped at ``threshold`` (see :func:`clip_range`).
+
+    With e_i = Q(x_i) - x_i, N values and C the set of values outside [lo, hi]:
+
+        MSE = (1/N) sum_{i in C} e_i^2  +  (1/N) sum_{i not in C} e_i^2  =  clipping + rounding.
+
+    A clipped value lands on the range's edge, so clipping ~ (1/N) sum_C (|x_i| - t)^2, which
+    grows as t shrinks; inside, |e_i| <= s/2 and rounding ~ (1 - |C|/N) s^2 / 12 with s
+    proportional to t, which grows as t grows. Their sum has a sweet spot in between.
+    """
+    lo, hi = clip_range(threshold, signed)
+    q = quantize_in_range(x, lo, hi, bits, signed, symmetric=signed)
+    sq = (q.x_hat - x) ** 2
+    clipped = (x < q.clip_range[0]) | (x > q.clip_range[1])
+    n, total = x.numel(), float(sq.sum(dtype=torch.float64))
+    clipping = float(torch.where(clipped, sq, 0.0).sum(dtype=torch.float64))
+    return ErrorSplit(clipping / n, (total - clipping) / n, float(clipped.sum()) / n)
+
+
+@dataclass(frozen=True)
+class SplitCurve:
+    """:func:`clip_rounding_error` at every threshold of a sweep (arrays, same length)."""
+
+    thresholds: np.ndarray
+    clipping: np.ndarray
+    rounding: np.ndarray
+    clipped_fraction: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.clipping + self.rounding
+
+    @property
+    def best(self) -> int:
+        """Index of the threshold with the smallest total MSE (the sweet spot)."""
+        return int(np.argmin(self.total))
+
+
+def clip_rounding_curve(x: torch.Tensor, thresholds: Sequence[float], bits: int, signed: bool = True) -> SplitCurve:
+    """:func:`clip_rounding_error` for each threshold."""
+    splits = [clip_rounding_error(x, t, bits, signed) for t in thresholds]
+    return SplitCurve(
+        np.asarray(thresholds, dtype=float),
+        np.array([s.clipping for s in splits]),
+        np.array([s.rounding for s in splits]),
+        np.array([s.clipped_fraction for s in splits]),
+    )
+
+
+def percentile_of_abs(x: torch.Tensor, p: float) -> float:
+    """The p-th percentile of |x| (exact order statistic, linear interpolation; numpy)."""
+    return float(np.percentile(x.detach().abs().flatten().numpy(), p))
+
+
+@dataclass(frozen=True)
+class CalibratorRow:
+    """A calibrator's range for one tensor and the error of quantizing the tensor with it."""
+
+    method: str
+    lo: float
+    hi: float
+    mse: float
+    sqnr_db: float
+
+
+def compare_calibrators(x: torch.Tensor, bits: int, methods: Sequence[str] = tuple(CALIBRATORS)) -> list[CalibratorRow]:
+    """Calibrate ``x`` with each method and fake-quantize it on that range.
+
+    The grid is the one PTQ uses for activations (unsigned affine over the calibrated
+    range, ``qlab.ptq.ActivationFakeQuant``), so these errors are what a quantized layer sees.
+    """
+    rows = []
+    for method in methods:
+        lo, hi = (float(v) for v in calibrate(x, method, bits=bits, signed=False))
+        x_hat = quantize_in_range(x, lo, hi, bits, signed=False, symmetric=False).x_hat
+        rows.append(CalibratorRow(method, lo, hi, metrics.mse(x, x_hat), metrics.sqnr_db(x, x_hat)))
+    return rows
+
+
+def accuracy_by_calibrator(
+    model: nn.Module, cache: PTQCache, act_bits_list: Sequence[int], methods: Sequence[str] = tuple(CALIBRATORS), weight_bits: int = 8
+) -> dict[int, dict[str, float]]:
+    """Test accuracy of ``model`` with static activations at each act_bits and calibrator.
+
+    Weights: ``weight_bits`` per-channel symmetric; ``cache`` shares BN folding, calibration
+    activations and calibrated ranges across all runs (``qlab.ptq.PTQCache``).
+    """
+    return {
+        bits: {
+            m: evaluate(quantize_model(model, weight_bits, bits, "per_channel", True, m, cache=cache)) for m in methods
+        }
+        for bits in act_bits_list
+    }
