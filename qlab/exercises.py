@@ -271,3 +271,103 @@ check_per_channel_scales = _printing(grade_per_channel_scales)
 check_sqnr_gain = _printing(grade_sqnr_gain)
 check_model_size = _printing(grade_model_size)
 check_accuracy_drop = _printing(grade_accuracy_drop)
+
+
+# Lessons 03 and 04 ---------------------------------------------------------------------
+import numpy as np  # noqa: E402
+
+from qlab import sweeps  # noqa: E402
+
+MAX_BITS = 16
+
+
+def grade_sqnr_prediction(answer: float, sqnr_db: float, from_bits: int = 4, to_bits: int = 8) -> Feedback:
+    """Exercise: predict SQNR at ``to_bits`` from the SQNR measured at ``from_bits`` (6.02 dB per bit)."""
+    extra = to_bits - from_bits
+    expected = sqnr_db + extra * sweeps.DB_PER_BIT
+    return _grade(
+        answer, expected,
+        f"Each bit halves the step, so the noise power drops 4x: +{sweeps.DB_PER_BIT:.2f} dB per bit, "
+        f"{sqnr_db:.2f} + {extra} x {sweeps.DB_PER_BIT:.2f} = {expected:.2f} dB.",
+        [(sqnr_db + extra * 10 * math.log10(2), "You added 10 log10(2) = 3.01 dB per bit: halving the step halves the noise "
+                                                "AMPLITUDE, so the noise POWER drops 4x, i.e. 20 log10(2) dB."),
+         (sqnr_db * to_bits / from_bits, "Decibels add, they do not scale: twice the bits is not twice the SQNR in dB. "
+                                         "Add 6.02 dB for every extra bit."),
+         (sqnr_db + sweeps.DB_PER_BIT, f"That is one extra bit; going from {from_bits} to {to_bits} bits adds {extra}."),
+         (extra * sweeps.DB_PER_BIT, "That is only the gain; add it to the SQNR measured at the lower bit width.")],
+        "Start from the measured SQNR and add 20 log10(2) dB for each extra bit.",
+    )
+
+
+def grade_bits_for_sqnr(bits: int, x: torch.Tensor, target_db: float = 30.0) -> Feedback:
+    """Exercise: the fewest bits (symmetric, min/max) for which ``x`` reaches ``target_db`` of SQNR."""
+    all_bits = list(range(2, MAX_BITS + 1))
+    sqnr = dict(zip(all_bits, sweeps.sqnr_vs_bits(x, all_bits)))
+    expected = next(b for b in all_bits if sqnr[b] >= target_db)
+    naive = math.ceil(target_db / sweeps.DB_PER_BIT)
+    slips = [
+        (expected - 1, f"At {expected - 1} bits the SQNR is {sqnr.get(expected - 1, float('nan')):.2f} dB, still below "
+                       f"{target_db:g} dB: take the first bit width that REACHES the target."),
+        (expected + 1, f"{expected} bits already reach {sqnr[expected]:.2f} dB: one bit fewer is enough."),
+    ]
+    if naive != expected:
+        slips.insert(0, (naive, f"ceil({target_db:g} / 6.02) = {naive} is the rule for full-scale UNIFORM data; bell-shaped "
+                                "weights have a high peak-to-RMS ratio, so their SQNR line sits lower. Measure it."))
+    return _grade(
+        bits, expected,
+        f"{expected} bits give {sqnr[expected]:.2f} dB, {expected - 1} bits only {sqnr.get(expected - 1, float('nan')):.2f} dB.",
+        slips, "Measure SQNR at each bit width with qlab.sweeps.sqnr_vs_bits and take the smallest that reaches the target.",
+    )
+
+
+def grade_error_split(clipping: float, rounding: float, x: torch.Tensor, threshold: float, bits: int = 4, signed: bool = False) -> Feedback:
+    """Exercise: clipping and rounding parts of the fake-quantization MSE (``sweeps.clip_rounding_error``)."""
+    split = sweeps.clip_rounding_error(x, threshold, bits, signed)
+    n = x.numel()
+    n_clipped = round(split.clipped_fraction * n)
+    per_subset = "Both parts are divided by N, ALL the values, so that they add up to the total MSE."
+    c = _grade(
+        clipping, split.clipping, "",
+        [(split.clipping * n / max(n_clipped, 1), f"You averaged over the clipped values only. {per_subset}"),
+         (split.rounding, "You swapped the parts: clipping error comes from the values BEYOND the threshold."),
+         (split.total, "That is the total MSE; keep only the values beyond the threshold.")],
+        "Sum (Q(x) - x)^2 over the values beyond the threshold and divide by N.",
+    )
+    r = _grade(
+        rounding, split.rounding, "",
+        [(split.rounding * n / max(n - n_clipped, 1), f"You averaged over the values inside the range only. {per_subset}"),
+         (split.clipping, "You swapped the parts: rounding error comes from the values INSIDE the range."),
+         (split.total, "That is the total MSE; keep only the values inside the range.")],
+        "Sum (Q(x) - x)^2 over the values inside [lo, hi] and divide by N.",
+    )
+    combined = _both([c, r])
+    if not combined.correct:
+        return combined
+    return Feedback(True, f"Correct! {100 * split.clipped_fraction:.3f}% of the values are clipped; clipping "
+                          f"{split.clipping:.4g} + rounding {split.rounding:.4g} = total MSE {split.total:.4g}.")
+
+
+def grade_best_threshold(answer: float, x: torch.Tensor, thresholds: Sequence[float], bits: int = 4, signed: bool = False) -> Feedback:
+    """Exercise: the threshold (among ``thresholds``) with the smallest total fake-quantization MSE."""
+    curve = sweeps.clip_rounding_curve(x, thresholds, bits, signed)
+    t = curve.thresholds
+    best = t[curve.best]
+    slips = [
+        (float(x.abs().max()), "That is max|x|, the min/max range: no clipping at all, so the outliers stretch the step "
+                               "and every value pays rounding error."),
+        (t[int(np.argmin(curve.rounding))], "You minimised only the rounding error; add the clipping error of the values beyond t."),
+        (t[int(np.argmin(curve.clipping))], "You minimised only the clipping error; add the rounding error of the values inside."),
+    ]
+    return _grade(
+        answer, best,
+        f"t = {best:.4g} gives total MSE {curve.total[curve.best]:.4g} (clipping {curve.clipping[curve.best]:.3g}, "
+        f"rounding {curve.rounding[curve.best]:.3g}).",
+        [(v, h) for v, h in slips if not math.isclose(v, best)],
+        "Compute the total MSE (clipping + rounding) at every threshold and take the smallest.",
+    )
+
+
+check_sqnr_prediction = _printing(grade_sqnr_prediction)
+check_bits_for_sqnr = _printing(grade_bits_for_sqnr)
+check_error_split = _printing(grade_error_split)
+check_best_threshold = _printing(grade_best_threshold)

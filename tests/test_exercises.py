@@ -147,3 +147,77 @@ def test_accuracy_drop_correct_and_hints() -> None:
     for value, hint in [(drop / 100, "POINTS"), (-drop, "sign is flipped"), (drop / fp32, "relative"), (other, "per_channel"), (50.0, "subtract")]:
         fb = ex.grade_accuracy_drop(value)
         assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+# Lessons 03 and 04 ---------------------------------------------------------------------
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from qlab import sweeps  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bell_weights() -> torch.Tensor:
+    return 0.1 * torch.randn(20_000, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope="module")
+def tail_acts() -> torch.Tensor:
+    return torch.relu(torch.randn(20_000, generator=torch.Generator().manual_seed(1))) ** 2
+
+
+def test_sqnr_prediction_correct_and_hints() -> None:
+    s4 = 13.6
+    assert ex.grade_sqnr_prediction(s4 + 4 * 20 * math.log10(2), s4).correct
+    cases = [(s4 + 4 * 3.0103, "AMPLITUDE"), (2 * s4, "Decibels add"), (s4 + 6.0206, "one extra bit"),
+             (4 * 6.0206, "only the gain"), (0.0, "20 log10(2) dB for each")]
+    for value, hint in cases:
+        fb = ex.grade_sqnr_prediction(value, s4)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_bits_for_sqnr_correct_and_hints(bell_weights: torch.Tensor) -> None:
+    sqnr = dict(zip(range(2, 17), sweeps.sqnr_vs_bits(bell_weights, list(range(2, 17)))))
+    expected = next(b for b, s in sqnr.items() if s >= 30.0)
+    assert sqnr[expected - 1] < 30.0 <= sqnr[expected]
+    assert ex.grade_bits_for_sqnr(expected, bell_weights).correct
+    naive = math.ceil(30 / sweeps.DB_PER_BIT)
+    assert naive < expected - 1, "bell-shaped data need more bits than the uniform rule says"
+    cases = [(naive, "UNIFORM"), (expected - 1, "still below"), (expected + 1, "one bit fewer"), (16, "smallest that reaches")]
+    for value, hint in cases:
+        fb = ex.grade_bits_for_sqnr(value, bell_weights)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_error_split_correct_and_hints(tail_acts: torch.Tensor) -> None:
+    t = 2.0
+    split = sweeps.clip_rounding_error(tail_acts, t, 4, signed=False)
+    inside = tail_acts <= t
+    err2 = (sweeps.quantize_in_range(tail_acts, 0.0, t, 4, False, False).x_hat - tail_acts).double() ** 2
+    n = tail_acts.numel()
+    my_clip, my_round = float(err2[~inside].sum()) / n, float(err2[inside].sum()) / n
+    assert ex.grade_error_split(my_clip, my_round, tail_acts, t).message.startswith("Correct!")
+    assert math.isclose(my_clip + my_round, split.total, rel_tol=1e-6)
+    cases = [
+        (float(err2[~inside].mean()), my_round, "clipped values only"),
+        (my_clip, float(err2[inside].mean()), "inside the range only"),
+        (my_round, my_clip, "swapped the parts"),
+        (split.total, my_round, "That is the total MSE"),
+        (my_clip, 1.0, "values inside [lo, hi]"),
+    ]
+    for c, r, hint in cases:
+        fb = ex.grade_error_split(c, r, tail_acts, t)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_best_threshold_correct_and_hints(tail_acts: torch.Tensor) -> None:
+    amax = float(tail_acts.max())
+    thresholds = np.linspace(0.02, 1.0, 50) * amax
+    curve = sweeps.clip_rounding_curve(tail_acts, thresholds, 4, signed=False)
+    assert ex.grade_best_threshold(thresholds[curve.best], tail_acts, thresholds).correct
+    cases = [(amax, "min/max range"), (thresholds[0], "only the rounding"), (thresholds[curve.best + 3], "smallest")]
+    for value, hint in cases:
+        fb = ex.grade_best_threshold(value, tail_acts, thresholds)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
