@@ -19,10 +19,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 # LAB_ARGS: extra JupyterLab options (tests pass --no-browser, a port and a token).
 # Running as root (containers) needs --allow-root; it is added only then.
+# OFFLINE: no news feed and no update check, so the lab never reaches for the network.
 LAB_ARGS ?=
 ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
+OFFLINE := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 lab: setup
-	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(LAB_ARGS) notebooks/
+	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(OFFLINE) $(LAB_ARGS) notebooks/
 
 test: setup
 	$(PY) -m pytest tests notebooks $(NBVAL)

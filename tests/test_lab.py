@@ -78,3 +78,7 @@ def test_python_kernel_comes_from_the_repository_venv(lab_url):
     resources = specs["kernelspecs"]["python3"]["resources"]
     assert any("/kernelspecs/python3/" in url for url in resources.values())
     assert (ROOT / ".venv" / "share" / "jupyter" / "kernels" / "python3" / "kernel.json").is_file()
+
+
+def test_lab_fetches_no_news_from_the_network(lab_url):
+    assert json.loads(_get(f"{lab_url}/lab/api/news?token={TOKEN}"))["news"] == []
