@@ -90,7 +90,7 @@ class RangeChoiceDashboard(Dashboard):
     """Tensor dropdown, bits toggle and a clipping-threshold slider (fraction of max|x|)."""
 
     title = "Range choice: clipping error against rounding error"
-    figsize = (9.0, 5.8)
+    figsize = (9.0, 5.4)
 
     def __init__(self) -> None:
         self.tensors = {name: precompute(name, x, signed) for name, (x, signed) in lesson_tensors().items()}
