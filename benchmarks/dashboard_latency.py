@@ -147,7 +147,9 @@ def report(results: list[Result], clock: str, iterations: int, info: list[str]) 
         )
     lines += ["", "CPU time is that of the kernel thread only; with 2 torch threads wall time is the one to read.", "",
               "First-time costs (seconds, paid once per session, before the timed updates; calibration is cached "
-              "per (calibrator, bits) afterwards):", ""]
+              "per (calibrator, bits) afterwards). The dashboards run in one process in table order, so loading "
+              "and checking the data set is paid by the first dashboard that needs it, and a dashboard's first "
+              "update is part of its build:", ""]
     lines += [f"- {r.name}: {item}: {s:.2f} s" for r in results for item, s in r.first_time_s.items()]
     return "\n".join(lines + ["", "Machine:", ""] + info) + "\n"
 
