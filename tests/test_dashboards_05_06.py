@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from qlab.dashboards import PerChannelDashboard, WholeModelPTQDashboard
+from qlab.dashboards.whole_model_ptq import FLOAT
 from qlab.evaluation import evaluate
 from qlab.models import load_pretrained
 from qlab.ptq import PTQSession, model_size, quantize_model, quantize_weight, weighted_layers
@@ -86,7 +87,8 @@ def test_whole_model_matches_quantize_model(
 ) -> None:
     whole.model_dropdown.value = model
     whole.weight_bits_slider.value = wbits
-    whole.act_bits_dropdown.value = abits
+    whole.act_bits_dropdown.value = FLOAT if abits is None else abits
+    assert whole.act_bits_dropdown.label == ("float" if abits is None else str(abits))
     whole.granularity_dropdown.value = granularity
     whole.calibrator_dropdown.value = calibrator
     whole.act_mode_dropdown.value = mode

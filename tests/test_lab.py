@@ -82,3 +82,10 @@ def test_python_kernel_comes_from_the_repository_venv(lab_url):
 
 def test_lab_fetches_no_news_from_the_network(lab_url):
     assert json.loads(_get(f"{lab_url}/lab/api/news?token={TOKEN}"))["news"] == []
+
+
+def test_lab_settings_switch_off_news_and_update_checks():
+    installed = ROOT / ".venv" / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    wanted = json.loads((ROOT / "jupyter" / "overrides.json").read_text())
+    assert json.loads(installed.read_text()) == wanted
+    assert wanted["@jupyterlab/apputils-extension:notification"] == {"checkForUpdates": False, "fetchNews": "false"}

@@ -21,7 +21,8 @@ from qlab.models import MODEL_NAMES
 from qlab.ptq import ACT_MODES, PTQResult, PTQSession, model_size, weighted_layers
 from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
 
-ACT_BITS: tuple[tuple[str, int | None], ...] = (("float", None), ("8", 8), ("6", 6), ("4", 4))
+FLOAT = 0  # the "float" activation choice (a Dropdown value of None would show as no selection)
+ACT_BITS: tuple[tuple[str, int], ...] = (("float", FLOAT), ("8", 8), ("6", 6), ("4", 4))
 WEIGHT_GRANULARITIES = ("per_channel", "per_tensor")
 
 
@@ -93,7 +94,7 @@ class WholeModelPTQDashboard(Dashboard):
         """The quantize_model keyword arguments selected by the controls."""
         return {
             "weight_bits": self.weight_bits_slider.value,
-            "act_bits": self.act_bits_dropdown.value,
+            "act_bits": self.act_bits_dropdown.value or None,
             "granularity": self.granularity_dropdown.value,
             "calibration": self.calibrator_dropdown.value,
             "act_mode": self.act_mode_dropdown.value,
@@ -135,7 +136,7 @@ class WholeModelPTQDashboard(Dashboard):
 
     def warm_up(self) -> dict[str, float]:
         """Build every model's cache and calibrate every calibrator at every activation bit width."""
-        bits = [b for _, b in ACT_BITS if b is not None]
+        bits = [b for _, b in ACT_BITS if b != FLOAT]
         costs: dict[str, float] = {}
         for name in MODEL_NAMES:
             costs.update(self.session.warm_up(name, list(CALIBRATORS), bits))
