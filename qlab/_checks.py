@@ -92,6 +92,8 @@ def normalize_axis(axis: int | None, ndim: int, name: str = "axis") -> int | Non
         return None
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{name} must be an integer or None, got {axis!r}")
+    if ndim == 0:
+        raise ValueError(f"{name}={axis} does not exist: a 0-dimensional tensor has no axes; use {name}=None")
     if not -ndim <= axis < ndim:
         raise ValueError(
             f"{name}={axis} does not exist for a tensor with {ndim} dimension(s); "

@@ -46,6 +46,11 @@ def test_axis_that_does_not_exist(axis):
         qlab.fake_quantize(X, torch.ones(4), torch.zeros(4, dtype=torch.int32), 0, 255, axis=axis)
 
 
+def test_axis_of_a_zero_dimensional_tensor():
+    with pytest.raises(ValueError, match="0-dimensional tensor has no axes; use axis=None"):
+        qlab.calc_qparams(torch.tensor(1.5), axis=0)
+
+
 def test_axis_wrong_type():
     with pytest.raises(TypeError, match="axis must be an integer or None"):
         qlab.calc_qparams(X, axis=0.5)
