@@ -36,8 +36,11 @@ from qlab import granularity as gran
 from qlab._checks import check_bits, check_choice, check_group_size
 from qlab.affine import calc_qparams, fake_quantize, fake_quantize_fast, qparams_from_range, qrange
 from qlab.calibration import CALIBRATORS, calibrate
+from qlab.data import calibration_subset
+from qlab.evaluation import evaluate
 from qlab.folding import fold_batchnorm
 from qlab.metrics import sqnr_db
+from qlab.models import load_pretrained
 
 GRANULARITIES = ("per_tensor", "per_channel", "per_group")
 ACT_MODES = ("static", "dynamic")
@@ -204,8 +207,6 @@ def _calib_images(calib_data: torch.Tensor | None) -> torch.Tensor:
     """``calib_data`` or, by default, qlab.data.calibration_subset() (512 training images)."""
     if calib_data is not None:
         return calib_data
-    from qlab.data import calibration_subset
-
     return calibration_subset()
 
 
@@ -388,8 +389,6 @@ class PTQSession:
     def model(self, name: str) -> nn.Module:
         """The pretrained model ``name`` (a key of ``qlab.models.MODEL_NAMES``)."""
         if name not in self._models:
-            from qlab.models import load_pretrained
-
             self._models[name] = load_pretrained(name)
         return self._models[name]
 
@@ -402,15 +401,11 @@ class PTQSession:
     def fp32_accuracy(self, name: str) -> float:
         """Test accuracy of the float model ``name``."""
         if name not in self._fp32:
-            from qlab.evaluation import evaluate
-
             self._fp32[name] = evaluate(self.model(name))
         return self._fp32[name]
 
     def run(self, name: str, memoize: bool = True, **config) -> PTQResult:
         """Accuracy and report of ``quantize_model(model, **config)`` on the test set."""
-        from qlab.evaluation import evaluate
-
         key = (name, tuple(sorted(config.items())))
         if memoize and key in self._results:
             return self._results[key]
