@@ -10,7 +10,7 @@ nets) come from a ``torch.Generator`` seeded with the same seed, so no DataLoade
 worker processes are involved. ``torch.use_deterministic_algorithms(True)`` is on and the
 thread count is fixed to :data:`NUM_THREADS` = 2 (this machine's core count): with torch
 2.13.0 on CPU, re-running the command reproduces bit-identical state_dicts (verified for
-the MLP and the CNN; even the checkpoint files are byte-identical). A different torch
+all three models: the checkpoint files are byte-identical). A different torch
 version, thread count or CPU instruction set may change the low bits of the results.
 Training all three takes about 3 minutes on 2 CPU cores.
 
