@@ -168,11 +168,19 @@ def write_readme(out_dir: Path) -> None:
     (out_dir / "README.md").write_text(text)
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: train the named models and write their checkpoints."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", choices=MODEL_NAMES, help="models to train")
-    parser.add_argument("--epochs", type=int, help="override the per-model default number of epochs")
+    parser.add_argument("--epochs", type=_positive_int, help="override the per-model default number of epochs")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="checkpoint directory")
     args = parser.parse_args(argv)
 
