@@ -338,6 +338,12 @@ def _concat(x_or_batches: Any) -> Any:
         raise ValueError(f"batches cannot be concatenated along dim 0 (shapes {shapes}): {err}") from None
 
 
+def depends_on_bits(method: str) -> bool:
+    """True if calibrator ``method``'s range depends on the target bit width (mse, entropy, histogram)."""
+    check_choice(method, tuple(CALIBRATORS), "method")
+    return "bits" in inspect.signature(CALIBRATORS[method]).parameters
+
+
 def calibrate(
     x_or_batches: Any,
     method: str = "minmax",

@@ -35,7 +35,7 @@ from torch import nn
 from qlab import granularity as gran
 from qlab._checks import check_bits, check_choice, check_group_size
 from qlab.affine import calc_qparams, fake_quantize, fake_quantize_fast, qparams_from_range, qrange
-from qlab.calibration import CALIBRATORS, calibrate
+from qlab.calibration import CALIBRATORS, calibrate, depends_on_bits
 from qlab.data import calibration_subset
 from qlab.evaluation import evaluate
 from qlab.folding import fold_batchnorm
@@ -185,7 +185,7 @@ class PTQCache:
 
     folded: nn.Sequential
     layer_inputs: dict[str, torch.Tensor]
-    ranges: dict[tuple[str, int], dict[str, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    ranges: dict[tuple[str, int | None], dict[str, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, model: nn.Module, calib_data: torch.Tensor | None = None, fold_bn: bool = True) -> PTQCache:
@@ -193,8 +193,9 @@ class PTQCache:
         return cls(folded, collect_layer_inputs(folded, _calib_images(calib_data)))
 
     def act_ranges(self, method: str, bits: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Calibrated input range of every weighted layer (computed once per method and bits)."""
-        key = (method, bits)
+        """Calibrated input range of every weighted layer (computed once per method, and per
+        bit width only for the calibrators whose range depends on it)."""
+        key = (method, bits if depends_on_bits(method) else None)
         if key not in self.ranges:
             self.ranges[key] = {
                 name: calibrate(_batches(x, method), method, bits=bits, signed=False)

@@ -387,3 +387,9 @@ def test_bad_histogram_options():
 def test_numpy_input_gives_float32_tensors():
     lo, hi = cal.minmax(np.array([[-1.0, 2.0], [3.0, -4.0]]), axis=0)
     assert lo.dtype == torch.float32 and lo.tolist() == [-1.0, -4.0] and hi.tolist() == [2.0, 3.0]
+
+
+def test_depends_on_bits_names_the_grid_aware_calibrators():
+    assert [m for m in cal.CALIBRATORS if cal.depends_on_bits(m)] == ["mse", "entropy", "histogram"]
+    with pytest.raises(ValueError, match="method must be one of"):
+        cal.depends_on_bits("magic")

@@ -146,3 +146,9 @@ def test_valid_group_sizes_divide_every_fan_in_or_fall_back_to_per_channel():
         for g in sizes:
             quantize_model(model, 4, granularity="per_group", group_size=g, cache=_cache(name))
     assert valid_group_sizes(load_pretrained("cnn"), (16,)) == []
+
+
+def test_bit_independent_ranges_are_calibrated_once():
+    cache = PTQCache.build(load_pretrained("mlp"), calibration_subset(64))
+    assert cache.act_ranges("percentile", 4) is cache.act_ranges("percentile", 8)
+    assert cache.act_ranges("mse", 4) is not cache.act_ranges("mse", 8)
