@@ -68,7 +68,7 @@ class QuantizedWeight:
 
 def _weight_rows(w: torch.Tensor) -> torch.Tensor:
     """(C_out, fan_in) view of a weight: each row is one output channel's weights."""
-    return w.reshape(w.shape[0], -1)
+    return gran.channel_rows(w, 0)
 
 
 def _effective_group(fan_in: int, group_size: int, layer: str) -> int | None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from qlab.data import load_fashion_mnist
+from qlab.data import load_fashion_mnist, sha256_file
 from qlab.evaluation import evaluate
 from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, build_model, checkpoint_info
 
@@ -128,7 +127,7 @@ def train_model(name: str, config: TrainConfig) -> tuple[nn.Module, dict[str, An
 def write_checksums(out_dir: Path) -> None:
     """Rewrite ``out_dir/SHA256SUMS`` (``sha256sum`` format) for every ``*.pt`` in it."""
     lines = [
-        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n"
+        f"{sha256_file(path)}  {path.name}\n"
         for path in sorted(out_dir.glob("*.pt"))
     ]
     (out_dir / "SHA256SUMS").write_text("".join(lines))
