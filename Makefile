@@ -1,13 +1,17 @@
 # qlab: two commands for everything.
 #   make lab    set up .venv (pinned) and open JupyterLab on the lessons
-#   make test   set up .venv if needed and run every test (unit tests + nbval on every notebook)
+#   make test   set up .venv if needed and run every test: unit tests, nbval on every notebook,
+#               then nbval again on another CPU's kernels and the other thread count
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.qlab-installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# The portability pass: torch's generic kernels instead of AVX2/AVX-512 ones (what an older
+# or different student CPU runs) and the other torch thread count (qlab.notebook.lesson_threads).
+OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 QLAB_OTHER_THREADS=1
 
-.PHONY: setup lab test test-unit test-notebooks lesson execute-notebooks benchmarks clean
+.PHONY: setup lab test test-unit test-notebooks test-notebooks-other-cpu lesson execute-notebooks benchmarks clean
 
 setup: $(STAMP)
 
@@ -30,12 +34,18 @@ lab: setup
 
 test: setup
 	$(PY) -m pytest tests notebooks $(NBVAL)
+	$(MAKE) --no-print-directory test-notebooks-other-cpu
 
+# Unit tests without the ones marked slow.
 test-unit: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not slow"
 
 test-notebooks: setup
 	$(PY) -m pytest notebooks $(NBVAL)
+
+# Stored outputs must come out the same on another CPU's kernels and thread count.
+test-notebooks-other-cpu: setup
+	$(OTHER_CPU) $(PY) -m pytest notebooks $(NBVAL) -p no:cacheprovider
 
 # make lesson N=03  -> nbval on that one lesson only
 lesson: setup

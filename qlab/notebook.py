@@ -12,6 +12,7 @@ has nothing machine-specific to compare).
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from collections.abc import Sequence
@@ -22,6 +23,10 @@ import numpy as np
 import torch
 
 PRINT_DIGITS = 4
+
+OTHER_THREADS_ENV = "QLAB_OTHER_THREADS"
+"""Set to 1 to run every lesson with the other torch thread count (1 <-> 2): ``make test``'s
+portability pass uses it to check that no stored number depends on the thread count."""
 
 RC_PARAMS: dict[str, Any] = {
     "figure.figsize": (8.0, 3.6),
@@ -50,12 +55,21 @@ def _configure_ipython_figures() -> None:
         ip.run_line_magic("config", f"InlineBackend.print_figure_kwargs = {INLINE_FIGURE_KWARGS!r}")
 
 
+def lesson_threads(threads: int) -> int:
+    """The torch thread count a lesson runs with: ``threads``, or under
+    ``QLAB_OTHER_THREADS=1`` the other one of 1 and 2 (``3 - threads``)."""
+    if threads not in (1, 2):
+        raise ValueError(f"threads must be 1 or 2 (a lesson runs on a 2-core laptop), got {threads!r}")
+    return 3 - threads if os.environ.get(OTHER_THREADS_ENV) == "1" else threads
+
+
 def setup(seed: int = 0, threads: int = 1) -> None:
     """Make a lesson reproducible and quiet; returns None so the cell prints nothing.
 
     - seeds ``random``, ``numpy`` and ``torch`` with ``seed``;
-    - ``torch.set_num_threads(threads)``: reductions differ in the last bits between
-      thread counts, so a fixed count keeps printed numbers identical on every machine;
+    - ``torch.set_num_threads(threads)`` (see :func:`lesson_threads`): printed numbers must not
+      depend on the count, and ``make test`` checks that by running every lesson a second time
+      with the other count and with torch's generic (non-AVX) kernels;
     - torch and numpy print ``PRINT_DIGITS`` significant decimals;
     - every warning is filtered (e.g. torch.ao's deprecation warnings), so none reaches stderr;
     - matplotlib rcParams for figures that stay readable when projected, and
@@ -64,7 +78,7 @@ def setup(seed: int = 0, threads: int = 1) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.set_num_threads(threads)
+    torch.set_num_threads(lesson_threads(threads))
     torch.set_printoptions(precision=PRINT_DIGITS, sci_mode=False)
     np.set_printoptions(precision=PRINT_DIGITS, suppress=True)
     warnings.filterwarnings("ignore")
