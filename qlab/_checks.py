@@ -22,17 +22,61 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def check_bits(bits: int, name: str = "bits") -> int:
     """Return ``bits`` as an int if it is a whole number in [MIN_BITS, MAX_BITS]."""
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
         raise TypeError(f"{name} must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
     if not MIN_BITS <= bits <= MAX_BITS:
         raise ValueError(f"{name} must be from {MIN_BITS} to {MAX_BITS}, got {bits}")
     return int(bits)
 
 
+def check_bool(value: bool, name: str) -> bool:
+    """Return ``value`` if it is a real boolean (``True``/``False``, numpy bools included).
+
+    Strings are rejected because ``bool("False")`` is True; numbers because 0/1 flags hide typos.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_number(value: float, name: str) -> float:
+    """Return ``value`` as a float if it is a real number (not a bool, string or None)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def check_generator(generator: Any) -> torch.Generator | None:
+    """Return ``generator`` if it is None or a ``torch.Generator`` (a bare seed is rejected)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {generator!r}; "
+            f"pass e.g. generator=torch.Generator().manual_seed({generator!r})"
+        )
+    return generator
+
+
+def as_param_tensor(value: Any, name: str) -> torch.Tensor:
+    """A scale/zero-point/range argument as a tensor: a number, a sequence of numbers, a numpy
+    array or a tensor. Strings, None and booleans raise ``TypeError`` naming ``name``."""
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            check_number(v, name)
+        return torch.as_tensor(value)
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        return value.detach()
+    check_number(value, name)
+    return torch.as_tensor(value)
+
+
 def check_qrange(quant_min: int, quant_max: int) -> tuple[int, int]:
     """Check an integer range the way torch does: whole numbers with quant_min < quant_max."""
     for name, value in (("quant_min", quant_min), ("quant_max", quant_max)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{name} must be an integer, got {value!r}")
     if quant_min >= quant_max:
         raise ValueError(

@@ -8,11 +8,19 @@ A real value r is represented by an integer code q through
 - ``dequantize``:  r_hat = (q - zero_point) * scale
 - ``fake_quantize`` = dequantize(quantize(r)) with a straight-through gradient.
 
-Arithmetic follows torch exactly (float32 throughout, multiply by the float32 reciprocal
+Arithmetic follows torch exactly (float32 products, multiply by the float32 reciprocal
 of the scale, add the zero-point *after* rounding, round half to even), so
 ``fake_quantize`` equals ``torch.fake_quantize_per_tensor_affine`` /
 ``torch.fake_quantize_per_channel_affine`` bit for bit, and ``calc_qparams`` in affine mode
 equals torch.ao's ``MinMaxObserver`` / ``PerChannelMinMaxObserver``.
+
+float16/bfloat16 inputs are converted to float32 before the product x * (1 / scale), as
+torch's kernels do, so per-tensor and per-channel codes agree and no code overflows the half
+type. The zero-point is added and the codes are clamped in float64, so int32 ranges saturate
+exactly (float32 cannot hold 2^31 - 1).
+
+Two fake-quant arithmetic paths exist: :func:`fake_quantize` (checked, differentiable, any
+rounding mode) and :func:`fake_quantize_fast` (unchecked inference hot loop, half to even).
 
 Every function accepts torch tensors, and numpy arrays in -> numpy arrays out.
 """
@@ -26,9 +34,12 @@ import torch
 from qlab import granularity
 from qlab._checks import (
     as_float_tensor,
+    as_param_tensor,
     check_bits,
+    check_bool,
     check_choice,
     check_finite,
+    check_generator,
     check_no_nan,
     check_qrange,
     numpy_io,
@@ -38,6 +49,9 @@ from qlab.rounding import RoundingMode, clamp, round_values
 Convention = Literal["textbook", "torch"]
 CONVENTIONS = ("textbook", "torch")
 EPS = torch.finfo(torch.float32).eps  # 2**-23: torch.ao's smallest scale
+MIN_SCALE = torch.finfo(torch.float32).tiny  # smallest normal float32; 1 / scale stays finite
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 ParamLike = torch.Tensor | float | int
 
@@ -53,6 +67,7 @@ def qrange(bits: int, signed: bool = True, narrow: bool = False) -> tuple[int, i
     integers only (an unsigned narrow range would exclude zero, which torch rejects).
     """
     bits = check_bits(bits)
+    signed, narrow = check_bool(signed, "signed"), check_bool(narrow, "narrow")
     if not signed:
         if narrow:
             raise ValueError(
@@ -65,7 +80,7 @@ def qrange(bits: int, signed: bool = True, narrow: bool = False) -> tuple[int, i
 
 
 def _as_range_tensor(v: ParamLike, name: str) -> torch.Tensor:
-    t = torch.as_tensor(v, dtype=torch.float32)
+    t = as_param_tensor(v, name).to(torch.float32)
     return check_finite(t, name)
 
 
@@ -111,6 +126,7 @@ def qparams_from_range(
             channel/group). Must be finite with min_val <= max_val.
     """
     check_choice(convention, CONVENTIONS, "convention")
+    symmetric = check_bool(symmetric, "symmetric")
     qmin, qmax = qrange(bits, signed, narrow)
     min_val, max_val = _as_range_tensor(min_val, "min_val"), _as_range_tensor(max_val, "max_val")
     if min_val.shape != max_val.shape:
@@ -176,8 +192,8 @@ def _check_params(
     """Validate scale/zero_point for ``x``; return them as float32/int32 plus the axis."""
     axis = granularity.check_granularity(x, axis, group_size)
     expected = granularity.param_shape(x, axis, group_size)
-    scale_t = torch.as_tensor(scale, dtype=torch.float32)
-    zp_t = torch.as_tensor(zero_point)
+    scale_t = as_param_tensor(scale, "scale").to(torch.float32)
+    zp_t = as_param_tensor(zero_point, "zero_point")
     for name, t in (("scale", scale_t), ("zero_point", zp_t)):
         if tuple(t.shape) != expected and not (expected == () and t.numel() == 1):
             raise ValueError(
@@ -186,8 +202,15 @@ def _check_params(
             )
     if not bool((torch.isfinite(scale_t) & (scale_t > 0)).all()):
         raise ValueError("scale must be finite and > 0 everywhere")
+    if bool((scale_t < MIN_SCALE).any()):
+        raise ValueError(
+            f"scale must be >= {MIN_SCALE:.4g} (the smallest normal float32), got {float(scale_t.min()):.4g}; "
+            "1 / scale would overflow to inf"
+        )
     if zp_t.is_floating_point() and not bool((zp_t == torch.round(zp_t)).all()):
         raise ValueError("zero_point must hold whole numbers")
+    if bool(((zp_t < INT32_MIN) | (zp_t > INT32_MAX)).any()):
+        raise ValueError(f"zero_point must fit in int32 [{INT32_MIN}, {INT32_MAX}], got {zp_t.max().item()!r}")
     zp_t = zp_t.to(torch.int32)
     if qrange_ is not None and not bool(((zp_t >= qrange_[0]) & (zp_t <= qrange_[1])).all()):
         raise ValueError(f"zero_point must lie within [quant_min, quant_max] = [{qrange_[0]}, {qrange_[1]}]")
@@ -200,6 +223,11 @@ def _grouped(x: torch.Tensor, group_size: int | None) -> torch.Tensor:
     return x if group_size is None else granularity.group_view(x, group_size)
 
 
+def _working(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 as float32 (torch's kernels compute half inputs in float32); others unchanged."""
+    return x.to(torch.float32) if x.dtype in HALF_DTYPES else x
+
+
 def _codes(
     x: torch.Tensor,
     scale: torch.Tensor,
@@ -207,13 +235,18 @@ def _codes(
     rounding: RoundingMode = "half_even",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Unclamped codes zero_point + round(x * (1 / scale)), as floats (torch's order of operations)."""
-    return zero_point + round_values(x * torch.reciprocal(scale), rounding, generator)
+    """Unclamped codes zero_point + round(x * (1 / scale)) in float64 (torch's order of operations).
+
+    The product and the rounding happen in x's working precision (float32 for float32 and half
+    inputs); the zero-point is added in float64, where every int32 code is exact.
+    """
+    r = round_values(_working(x) * torch.reciprocal(scale), rounding, generator)
+    return r.to(torch.float64) + zero_point
 
 
 def _to_real(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
-    """(q - zero_point) * scale in float32."""
-    return (q.to(torch.float32) - zero_point) * scale
+    """(q - zero_point) * scale: the difference exact in float64, the product in float32."""
+    return (q.to(torch.float64) - zero_point).to(torch.float32) * scale
 
 
 @numpy_io
@@ -234,11 +267,12 @@ def quantize(
     rounding is what torch's fake-quantize kernels do; with ``rounding="half_even"`` the
     codes therefore match torch bit for bit. ``rounding="half_away"`` gives TFLite's
     Quantize rounding (std::round); see :mod:`qlab.rounding` for all modes.
-    +-inf saturates to quant_max/quant_min; NaN raises ``ValueError`` (torch would silently
-    return quant_min).
+    The clamp happens in float64, so +-inf and values beyond an int32 range saturate to
+    quant_max/quant_min; NaN raises ``ValueError`` (torch would silently return quant_min).
     """
     x = check_no_nan(as_float_tensor(x))
     qr = check_qrange(quant_min, quant_max)
+    check_generator(generator)
     s, z, _ = _check_params(scale, zero_point, x, axis, group_size, qr)
     q = clamp(_codes(_grouped(x.detach(), group_size), s, z, rounding, generator), *qr)
     return q.reshape(x.shape).to(torch.int32)
@@ -264,19 +298,19 @@ class _FakeQuantizeSTE(torch.autograd.Function):
 
     grad_x = grad_y * [quant_min <= zero_point + round(x / scale) <= quant_max]
     (the clip mask of ``torch.fake_quantize_per_tensor_affine``); no gradient flows to
-    scale or zero_point (see qlab.qat for learnable ones).
+    scale or zero_point (they are fixed parameters here).
     """
 
     @staticmethod
-    def forward(ctx, x, scale, zero_point, quant_min, quant_max):  # type: ignore[override]
-        qf = _codes(x, scale, zero_point)
+    def forward(ctx, x, scale, zero_point, quant_min, quant_max, rounding, generator):  # type: ignore[override]
+        qf = _codes(x, scale, zero_point, rounding, generator)
         ctx.save_for_backward((qf >= quant_min) & (qf <= quant_max))
         return _to_real(torch.clamp(qf, quant_min, quant_max), scale, zero_point)
 
     @staticmethod
     def backward(ctx, grad_y):  # type: ignore[override]
         (mask,) = ctx.saved_tensors
-        return grad_y * mask, None, None, None, None
+        return grad_y * mask, None, None, None, None, None, None
 
 
 @numpy_io
@@ -288,23 +322,29 @@ def fake_quantize(
     quant_max: int,
     axis: int | None = None,
     group_size: int | None = None,
+    rounding: RoundingMode = "half_even",
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Quantize then dequantize in float32: (clamp(zp + round(x / s), qmin, qmax) - zp) * s.
 
-    Equals ``torch.fake_quantize_per_tensor_affine`` (``axis=None``) and
-    ``torch.fake_quantize_per_channel_affine`` (``axis=c``) bit for bit, forward and
-    backward (straight-through estimator with its clip mask). ``group_size`` applies the
-    same formula per group along the last axis. NaN raises ``ValueError``.
+    With ``rounding="half_even"`` this equals ``torch.fake_quantize_per_tensor_affine``
+    (``axis=None``) and ``torch.fake_quantize_per_channel_affine`` (``axis=c``) bit for bit,
+    forward and backward (straight-through estimator with its clip mask). ``rounding`` and
+    ``generator`` work as in :func:`quantize`; ``group_size`` applies the same formula per
+    group along the last axis. float16/bfloat16 inputs are computed in float32 and returned
+    in their own dtype. NaN raises ``ValueError``.
     """
     x = check_no_nan(as_float_tensor(x))
     qr = check_qrange(quant_min, quant_max)
+    check_generator(generator)
     s, z, _ = _check_params(scale, zero_point, x, axis, group_size, qr)
-    xg = _grouped(x, group_size)
+    xg = _grouped(_working(x), group_size)
     if torch.is_grad_enabled() and x.requires_grad:
-        y = _FakeQuantizeSTE.apply(xg, s, z, *qr)
+        y = _FakeQuantizeSTE.apply(xg, s, z, *qr, rounding, generator)
     else:  # same arithmetic, without building the gradient mask
-        y = _to_real(torch.clamp(_codes(xg, s, z), *qr), s, z)
-    return y.reshape(x.shape)
+        y = _to_real(torch.clamp(_codes(xg, s, z, rounding, generator), *qr), s, z)
+    y = y.reshape(x.shape)
+    return y.to(x.dtype) if x.dtype in HALF_DTYPES else y
 
 
 def fake_quantize_fast(

@@ -22,6 +22,10 @@ stochastic     floor(v) + Bernoulli(v - floor(v))              low-precision tra
 
 Stochastic rounding is unbiased: E[round(v)] = v.  It needs a seeded
 ``torch.Generator`` so results are reproducible.
+
+float16/bfloat16 values are rounded in float32 and returned in their own dtype (every
+integer a half-precision value can be rounded to is representable in it): a bfloat16
+uniform draw has only 8 bits, which would bias stochastic rounding of small fractions.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Literal
 
 import torch
 
-from qlab._checks import check_choice, check_qrange
+from qlab._checks import check_choice, check_generator, check_qrange
 
 RoundingMode = Literal["half_even", "half_away", "floor", "ceil", "trunc", "stochastic"]
 ROUNDING_MODES: tuple[str, ...] = ("half_even", "half_away", "floor", "ceil", "trunc", "stochastic")
@@ -68,6 +72,14 @@ def round_values(
         generator: seeded ``torch.Generator``; required for ``"stochastic"`` only.
     """
     check_choice(mode, ROUNDING_MODES, "rounding")
+    check_generator(generator)
+    if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+        raise TypeError(
+            f"v must be a floating-point tensor to round, got {getattr(v, 'dtype', type(v).__name__)}; "
+            "integer values are already rounded"
+        )
+    if v.dtype in (torch.float16, torch.bfloat16):
+        return round_values(v.float(), mode, generator).to(v.dtype)
     if mode == "half_even":
         return torch.round(v)
     if mode == "half_away":

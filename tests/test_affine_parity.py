@@ -175,3 +175,36 @@ def test_qrange_table(bits):
     assert qlab.qrange(bits, signed=True) == (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     assert qlab.qrange(bits, signed=True, narrow=True) == (-(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1)
     assert qlab.qrange(bits, signed=False) == (0, 2**bits - 1)
+
+
+def test_int32_range_saturates_instead_of_wrapping():
+    # float32 rounds 2**31 - 1 up to 2**31, which wrapped to -2**31 before the float64 clamp
+    q = qlab.quantize(torch.tensor([1e10, -1e10, 3.0]), 1.0, 0, -(2**31), 2**31 - 1)
+    assert q.tolist() == [2**31 - 1, -(2**31), 3]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_are_quantized_in_float32_like_torch(dtype):
+    x = (torch.randn(64, 32, generator=torch.Generator().manual_seed(0)) * 3).to(dtype)
+    scale, zp = qlab.calc_qparams(x.float(), 8, signed=True)
+    expected = torch.fake_quantize_per_tensor_affine(x.float(), float(scale), int(zp), -128, 127)
+    got = qlab.fake_quantize(x, scale, zp, -128, 127)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, expected.to(dtype), rtol=0, atol=0)
+    codes = qlab.quantize(x, scale, zp, -128, 127)
+    assert torch.equal(codes, torch.round(x.float() * torch.reciprocal(scale)).add(zp).clamp(-128, 127).int())
+
+
+def test_half_input_per_tensor_equals_per_channel():
+    # fp16 1.0 with scale 1/3001: 3000 per tensor but 3001 per channel when computed in half
+    x = torch.ones(2, 3, dtype=torch.float16)
+    s = torch.tensor(1 / 3001, dtype=torch.float32)
+    per_tensor = qlab.quantize(x, s, 0, -32768, 32767)
+    per_channel = qlab.quantize(x, s.repeat(2), torch.zeros(2, dtype=torch.int32), -32768, 32767, axis=0)
+    assert torch.equal(per_tensor, per_channel) and int(per_tensor[0, 0]) == 3001
+
+
+def test_half_input_codes_stay_in_range():
+    # fp16 100.0 / 0.001 was code 32768 > quant_max in half arithmetic
+    q = qlab.quantize(torch.tensor([100.0], dtype=torch.float16), 0.001, 0, -(2**31), 2**31 - 1)
+    assert int(q) == 100000

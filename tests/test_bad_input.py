@@ -167,3 +167,71 @@ def test_unknown_convention():
 def test_non_tensor_input():
     with pytest.raises(TypeError, match="x must be a torch.Tensor or numpy array"):
         qlab.calc_qparams("weights")
+
+
+@pytest.mark.parametrize("name", ["scale", "zero_point"])
+@pytest.mark.parametrize("bad", ["0.1", None, True])
+def test_scale_and_zero_point_must_be_numbers(name, bad):
+    args = {"scale": 0.1, "zero_point": 0, name: bad}
+    with pytest.raises(TypeError, match=name):
+        qlab.quantize(X, args["scale"], args["zero_point"], -128, 127)
+    with pytest.raises(TypeError, match=name):
+        qlab.fake_quantize(X, args["scale"], args["zero_point"], -128, 127)
+
+
+@pytest.mark.parametrize("bad", ["1.0", None])
+def test_range_ends_must_be_numbers(bad):
+    with pytest.raises(TypeError, match="max_val"):
+        qparams_from_range(0.0, bad)
+
+
+def test_generator_must_be_a_generator():
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        qlab.quantize(X, 0.1, 0, -128, 127, rounding="stochastic", generator=0)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        qlab.round_values(X, "stochastic", generator=0)
+
+
+def test_stochastic_rounding_of_integer_tensors():
+    with pytest.raises(TypeError, match="floating-point"):
+        qlab.round_values(torch.arange(5), "stochastic", generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("flag", ["signed", "narrow"])
+@pytest.mark.parametrize("bad", ["False", 0, 1, None])
+def test_flags_must_be_booleans(flag, bad):
+    with pytest.raises(TypeError, match=f"{flag} must be True or False"):
+        qlab.qrange(8, **{flag: bad})
+
+
+def test_symmetric_must_be_a_boolean():
+    with pytest.raises(TypeError, match="symmetric must be True or False"):
+        qlab.calc_qparams(X, symmetric="yes")
+
+
+@pytest.mark.parametrize("bits", [True, np.True_])
+def test_booleans_are_not_bit_widths(bits):
+    with pytest.raises(TypeError, match="bits must be an integer"):
+        qlab.qrange(bits)
+    with pytest.raises(TypeError, match="quant_max must be an integer"):
+        qlab.quantize(X, 0.1, 0, 0, bits)
+
+
+@pytest.mark.parametrize("zp", [2**31, 2**32 + 5, -(2**31) - 1])
+def test_zero_point_beyond_int32_is_rejected(zp):
+    # before: 2**32 + 5 was silently taken as 5
+    with pytest.raises(ValueError, match="zero_point must fit in int32"):
+        qlab.quantize(X, 0.1, zp, -(2**31), 2**31 - 1)
+
+
+@pytest.mark.parametrize("scale", [1e-40, 1e-45, 1e-39])
+def test_subnormal_scale_is_rejected(scale):
+    # before: 1 / scale overflowed to inf and the codes came out NaN
+    with pytest.raises(ValueError, match="smallest normal float32"):
+        qlab.quantize(torch.tensor([0.0, 1e-38]), scale, 0, -128, 127)
+
+
+def test_float16_input_with_a_16_bit_unsigned_range():
+    # before: torch crashed converting 65535 to float16; codes are computed in float32 now
+    x = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float16)
+    assert qlab.quantize(x, 2 / 65535, 0, 0, 65535).tolist() == [0, 32768, 65535]
