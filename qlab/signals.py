@@ -2,7 +2,8 @@
 
 Lesson 01 quantizes a waveform a learner can picture: an ECG-like trace in millivolts.
 Every sample is a closed-form function of time, so the signal is identical on every
-machine.
+machine. :func:`quantize_signal` is the lesson's quantizer (signed, narrow, symmetric,
+clipped at +-c).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import math
 
 import torch
 
+from qlab.quantizer import QuantSpec, Quantized, quantize_on_range
+
 SAMPLE_RATE_HZ = 250.0
+STOCHASTIC_SEED = 0
 
 # (centre within the beat in s, width in s, amplitude in mV) of the P, Q, R, S, T waves.
 _ECG_WAVES: tuple[tuple[float, float, float], ...] = (
@@ -54,3 +58,17 @@ def sine_chirp(duration_s: float = 4.0, sample_rate_hz: float = SAMPLE_RATE_HZ) 
 
 
 SIGNALS = {"ECG-like": ecg_like, "sine + chirp": sine_chirp}
+
+
+def quantize_signal(x: torch.Tensor, bits: int, clip: float, rounding: str) -> Quantized:
+    """Lesson 01's quantizer: signed, narrow-range, symmetric, clipped at +-``clip``:
+
+        scale = c / (2^(b-1) - 1),   q = clamp(round(x / scale), -(2^(b-1) - 1), 2^(b-1) - 1),
+        x_hat = q * scale
+
+    (narrow so the grid is exactly symmetric around 0). Stochastic rounding uses a generator
+    seeded with ``STOCHASTIC_SEED`` on every call, so the same settings give the same result.
+    """
+    spec = QuantSpec(bits, signed=True, symmetric=True, narrow=True, rounding=rounding)
+    gen = torch.Generator().manual_seed(STOCHASTIC_SEED) if rounding == "stochastic" else None
+    return quantize_on_range(x, -clip, clip, spec, generator=gen)

@@ -1,15 +1,19 @@
 """Sweeps behind lessons 03 (bit width) and 04 (range choice): pure compute, no plotting.
 
-Every quantizer here is qlab's own (``qlab.affine``), every error qlab's (``qlab.metrics``),
-and every calibrated range comes from ``qlab.calibration``; this module only loops over bit
-widths, clipping thresholds and calibrators and packages the numbers for tables and plots.
+Every quantizer here is ``qlab.quantizer.quantize_on_range``, every error qlab's
+(``qlab.metrics``), and every calibrated range comes from ``qlab.calibration``; this module
+only loops over bit widths, clipping thresholds and calibrators and packages the numbers for
+tables and plots.
 
-Two grids are used, the ones PTQ uses (``qlab.ptq``):
+Two grids are used (:func:`grid_spec`):
 
-- ``signed=True`` (weights): textbook symmetric, codes [-(2^(b-1) - 1), 2^(b-1) - 1] on
-  [-t, t], scale t / (2^(b-1) - 1);
+- ``signed=True`` (weights): textbook symmetric on the *narrow* range, codes
+  [-(2^(b-1) - 1), 2^(b-1) - 1] on [-t, t], scale t / (2^(b-1) - 1). Narrow, so that the grid
+  is exactly symmetric and has 2^b - 1 levels, the count lessons 03/04 reason with. (PTQ
+  weights, ``qlab.ptq``, use the same scale on the full int8 range; the extra code
+  -2^(b-1) lies beyond -t and changes nothing for data inside [-t, t].)
 - ``signed=False`` (post-ReLU activations): unsigned affine, codes [0, 2^b - 1] on [0, t],
-  scale t / (2^b - 1).
+  scale t / (2^b - 1) -- the grid PTQ uses for activations.
 """
 
 from __future__ import annotations
@@ -23,49 +27,17 @@ import torch
 from torch import nn
 
 from qlab import metrics
-from qlab.affine import dequantize, qparams_from_range, qrange, quantize
 from qlab.calibration import CALIBRATORS, calibrate
 from qlab.evaluation import evaluate
 from qlab.ptq import PTQCache, quantize_model
+from qlab.quantizer import QuantSpec, minmax_quantized, quantize_on_range
 
 DB_PER_BIT = 20 * math.log10(2)  # one more bit halves the step: noise power / 4 -> 6.02 dB
 
 
-@dataclass(frozen=True)
-class Quantized:
-    """One tensor quantized on one grid: codes, reconstruction and the grid itself."""
-
-    codes: torch.Tensor
-    x_hat: torch.Tensor
-    scale: float
-    zero_point: int
-    qmin: int
-    qmax: int
-    levels: torch.Tensor  # real value of every code qmin..qmax
-
-    @property
-    def clip_range(self) -> tuple[float, float]:
-        """Smallest and largest representable value (what lies beyond is clipped)."""
-        return float(self.levels[0]), float(self.levels[-1])
-
-
-def quantize_in_range(x: torch.Tensor, lo: float, hi: float, bits: int, signed: bool, symmetric: bool) -> Quantized:
-    """Quantize ``x`` on the ``bits``-bit grid covering [lo, hi] (``qparams_from_range``).
-
-    symmetric (signed): s = max(|lo|, |hi|) / (2^(b-1) - 1), z = 0, narrow codes;
-    affine: s = (hi - lo) / (q_max - q_min), z = q_min - round(lo / s), full codes.
-    """
-    narrow = symmetric and signed
-    qmin, qmax = qrange(bits, signed, narrow)
-    scale, zp = qparams_from_range(lo, hi, bits, signed=signed, symmetric=symmetric, narrow=narrow)
-    codes = quantize(x, scale, zp, qmin, qmax)
-    levels = dequantize(torch.arange(qmin, qmax + 1, dtype=torch.int32), scale, zp)
-    return Quantized(codes, dequantize(codes, scale, zp), float(scale), int(zp), qmin, qmax, levels)
-
-
-def quantize_minmax(x: torch.Tensor, bits: int, signed: bool = True, symmetric: bool = True) -> Quantized:
-    """Quantize ``x`` with the min/max range [min x, max x] (no clipping)."""
-    return quantize_in_range(x, float(x.min()), float(x.max()), bits, signed, symmetric)
+def grid_spec(bits: int, signed: bool) -> QuantSpec:
+    """The sweeps' grid: narrow symmetric for signed data, affine unsigned otherwise (module doc)."""
+    return QuantSpec(bits, signed=signed, symmetric=signed, narrow=signed)
 
 
 def sqnr_vs_bits(x: torch.Tensor, bits_list: Sequence[int], signed: bool = True, symmetric: bool = True) -> list[float]:
@@ -73,7 +45,8 @@ def sqnr_vs_bits(x: torch.Tensor, bits_list: Sequence[int], signed: bool = True,
 
         SQNR_b = 10 log10( sum x^2 / sum (x - Q_b(x))^2 ).
     """
-    return [metrics.sqnr_db(x, quantize_minmax(x, b, signed, symmetric).x_hat) for b in bits_list]
+    specs = [QuantSpec(b, signed, symmetric, narrow=signed and symmetric) for b in bits_list]
+    return [metrics.sqnr_db(x, minmax_quantized(x, spec).x_hat) for spec in specs]
 
 
 def db_per_bit(bits: Sequence[float], sqnr: Sequence[float]) -> float:
@@ -102,7 +75,7 @@ def predicted_sqnr_db(bits: Sequence[int], x: torch.Tensor) -> list[float]:
     return [DB_PER_BIT * b + 10 * math.log10(12 * power / span**2) for b in bits]
 
 
-def clip_range(threshold: float, signed: bool) -> tuple[float, float]:
+def threshold_range(threshold: float, signed: bool) -> tuple[float, float]:
     """[-t, t] for signed data (weights), [0, t] for unsigned (post-ReLU activations)."""
     return (-threshold if signed else 0.0, threshold)
 
@@ -121,9 +94,11 @@ class ErrorSplit:
 
 
 def clip_rounding_error(x: torch.Tensor, threshold: float, bits: int, signed: bool = True) -> ErrorSplit:
-    """Split MSE(x, Q(x)) for the grid clipped at ``threshold`` (see :func:`clip_range`).
+    """Split MSE(x, Q(x)) for the :func:`grid_spec` grid on :func:`threshold_range`.
 
-    With e_i = Q(x_i) - x_i, N values and C the set of values outside [lo, hi]:
+    With e_i = Q(x_i) - x_i, N values and C the set of values outside [lo, hi] (the requested
+    range itself: a value equal to t is inside even when the top level (qmax - z) * s is
+    rounded one float32 ulp below t):
 
         MSE = (1/N) sum_{i in C} e_i^2  +  (1/N) sum_{i not in C} e_i^2  =  clipping + rounding.
 
@@ -131,10 +106,10 @@ def clip_rounding_error(x: torch.Tensor, threshold: float, bits: int, signed: bo
     grows as t shrinks; inside, |e_i| <= s/2 and rounding ~ (1 - |C|/N) s^2 / 12 with s
     proportional to t, which grows as t grows. Their sum has a sweet spot in between.
     """
-    lo, hi = clip_range(threshold, signed)
-    q = quantize_in_range(x, lo, hi, bits, signed, symmetric=signed)
+    lo, hi = threshold_range(threshold, signed)
+    q = quantize_on_range(x, lo, hi, grid_spec(bits, signed))
     sq = (q.x_hat - x) ** 2
-    clipped = (x < q.clip_range[0]) | (x > q.clip_range[1])
+    clipped = q.clipped(x)
     n, total = x.numel(), float(sq.sum(dtype=torch.float64))
     clipping = float(torch.where(clipped, sq, 0.0).sum(dtype=torch.float64))
     return ErrorSplit(clipping / n, (total - clipping) / n, float(clipped.sum()) / n)
@@ -179,24 +154,27 @@ def percentile_of_abs(x: torch.Tensor, p: float) -> float:
 class CalibratorRow:
     """A calibrator's range for one tensor and the error of quantizing the tensor with it."""
 
-    method: str
+    calibrator: str
     lo: float
     hi: float
     mse: float
     sqnr_db: float
 
 
-def compare_calibrators(x: torch.Tensor, bits: int, methods: Sequence[str] = tuple(CALIBRATORS)) -> list[CalibratorRow]:
-    """Calibrate ``x`` with each method and fake-quantize it on that range.
+def compare_calibrators(
+    x: torch.Tensor, bits: int, calibrators: Sequence[str] = tuple(CALIBRATORS)
+) -> list[CalibratorRow]:
+    """Calibrate ``x`` with each calibrator and quantize it on that range.
 
     The grid is the one PTQ uses for activations (unsigned affine over the calibrated
     range, ``qlab.ptq.ActivationFakeQuant``), so these errors are what a quantized layer sees.
     """
+    spec = grid_spec(bits, signed=False)
     rows = []
-    for method in methods:
-        lo, hi = (float(v) for v in calibrate(x, method, bits=bits, signed=False))
-        x_hat = quantize_in_range(x, lo, hi, bits, signed=False, symmetric=False).x_hat
-        rows.append(CalibratorRow(method, lo, hi, metrics.mse(x, x_hat), metrics.sqnr_db(x, x_hat)))
+    for name in calibrators:
+        lo, hi = (float(v) for v in calibrate(x, name, bits=bits, signed=False))
+        x_hat = quantize_on_range(x, lo, hi, spec).x_hat
+        rows.append(CalibratorRow(name, lo, hi, metrics.mse(x, x_hat), metrics.sqnr_db(x, x_hat)))
     return rows
 
 

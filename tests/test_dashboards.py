@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from qlab import metrics
+from qlab import metrics, signals
 from qlab.affine import dequantize, fake_quantize, qparams_from_range, qrange, quantize
 from qlab.dashboards import REGISTRY, Dashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard
 from qlab.dashboards import rounding_and_clamping
@@ -59,7 +59,7 @@ def test_signal_rounding_modes_use_qlab_rounding(signal_dash: SignalQuantizerDas
     signal_dash.rounding_dropdown.value = mode
     x = signal_dash.signals[signal_dash.signal_dropdown.value]
     scale, zp = qparams_from_range(-1.0, 1.0, 3, signed=True, symmetric=True, narrow=True)
-    gen = torch.Generator().manual_seed(rounding_and_clamping.STOCHASTIC_SEED) if mode == "stochastic" else None
+    gen = torch.Generator().manual_seed(signals.STOCHASTIC_SEED) if mode == "stochastic" else None
     codes = quantize(x, scale, zp, -3, 3, rounding=mode, generator=gen)
     np.testing.assert_array_equal(signal_dash.line_q.get_ydata(), dequantize(codes, scale, zp).numpy())
     first = signal_dash.readout()

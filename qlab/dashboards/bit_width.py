@@ -1,7 +1,7 @@
 """Lesson 03 dashboard: how many bits does a real weight tensor need?
 
 The folded weights W of one layer of the pretrained ``cnn`` are quantized with min/max
-parameters (``qlab.sweeps.quantize_minmax``) on a b-bit signed grid, either symmetric
+parameters (``qlab.quantizer.minmax_quantized``) on a b-bit signed grid, either symmetric
 (z = 0, s = max|W| / (2^(b-1) - 1), narrow codes) or affine (s = (max W - min W) / (2^b - 1)).
 
 Top: the histogram of W with one line per quantization level (when there are at most
@@ -23,7 +23,7 @@ from qlab.dashboards._base import Dashboard
 from qlab.folding import fold_batchnorm
 from qlab.models import load_pretrained
 from qlab.ptq import weighted_layers
-from qlab.sweeps import Quantized, quantize_minmax
+from qlab.quantizer import QuantSpec, Quantized, minmax_quantized
 from qlab.viz import plot_level_counts, plot_levels, set_level_counts, set_levels
 
 MODEL = "cnn"
@@ -55,7 +55,7 @@ def folded_weights(model_name: str = MODEL) -> dict[str, torch.Tensor]:
 
 def bit_width_state(layer: str, w: torch.Tensor, bits: int, symmetric: bool) -> BitWidthState:
     """Quantize ``w`` and measure the error (``qlab.sweeps`` / ``qlab.metrics``)."""
-    q = quantize_minmax(w, bits, signed=True, symmetric=symmetric)
+    q = minmax_quantized(w, QuantSpec(bits, signed=True, symmetric=symmetric, narrow=symmetric))
     counts = torch.bincount((q.codes - q.qmin).long(), minlength=q.qmax - q.qmin + 1).numpy()
     return BitWidthState(
         layer, bits, symmetric, w, q, counts,
@@ -105,7 +105,7 @@ class BitWidthDashboard(Dashboard):
         counts, edges = self.histograms[s.layer]
         self.hist.set_data(counts, edges)
         levels = s.q.levels.numpy()
-        set_levels(self.grid_lines, self.clip_lines, levels if len(levels) <= GRID_LINES_UP_TO else [], s.q.clip_range)
+        set_levels(self.grid_lines, self.clip_lines, levels if len(levels) <= GRID_LINES_UP_TO else [], s.q.representable_range)
         set_level_counts(self.q_bars, levels, s.counts)
         lo, hi = min(edges[0], levels[0]), max(edges[-1], levels[-1])
         pad = 0.05 * (hi - lo)
@@ -116,7 +116,7 @@ class BitWidthDashboard(Dashboard):
 
     def readout_lines(self, s: BitWidthState) -> list[str]:
         available = s.q.qmax - s.q.qmin + 1
-        lo, hi = s.q.clip_range
+        lo, hi = s.q.representable_range
         return [
             f"layer: {MODEL} {s.layer} (BN folded), {s.w.numel()} weights in [{float(s.w.min()):.4f}, {float(s.w.max()):.4f}]",
             f"{s.bits} bits, {'symmetric' if s.symmetric else 'affine'}: codes [{s.q.qmin}, {s.q.qmax}], "

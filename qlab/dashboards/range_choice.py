@@ -27,7 +27,7 @@ from qlab.dashboards._base import Dashboard
 from qlab.dashboards.bit_width import folded_weights
 from qlab.models import load_pretrained
 from qlab.ptq import PTQCache
-from qlab.sweeps import SplitCurve, clip_range, clip_rounding_curve, percentile_of_abs
+from qlab.sweeps import SplitCurve, clip_rounding_curve, percentile_of_abs, threshold_range
 from qlab.viz import CLIP_COLOR, plain_log_axis, plot_error_split, vertical_segments
 
 WEIGHT_LAYER = "block2_conv"
@@ -148,7 +148,7 @@ class RangeChoiceDashboard(Dashboard):
 
     def readout_lines(self, s: RangeState) -> list[str]:
         tensor, curve, i = s.tensor, s.curve, s.index
-        lo, hi = clip_range(s.threshold, tensor.signed)
+        lo, hi = threshold_range(s.threshold, tensor.signed)
         grid = "signed symmetric" if tensor.signed else "unsigned affine"
         best = curve.best
         return [

@@ -5,8 +5,7 @@ The signal x (mV) goes through a signed, narrow-range, symmetric quantizer clipp
     scale = c / (2^(b-1) - 1),   q = clamp(round(x / scale), -(2^(b-1) - 1), 2^(b-1) - 1),
     x_hat = q * scale
 
-(``qlab.affine.qparams_from_range``/``quantize``/``dequantize``; rounding from
-``qlab.rounding``). The figure shows x and x_hat over time with the clipping range, and
+(``qlab.signals.quantize_signal``; rounding from ``qlab.rounding``). The figure shows x and x_hat over time with the clipping range, and
 the error x_hat - x with the +-scale/2 band that bounds round-to-nearest error inside the
 range; the readout gives the step, the levels used, saturation, MSE and SQNR
 (``qlab.metrics``).
@@ -21,14 +20,10 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from qlab import metrics
-from qlab.affine import dequantize, qparams_from_range, qrange, quantize
 from qlab.dashboards._base import Dashboard
 from qlab.rounding import ROUNDING_MODES
-from qlab.signals import SAMPLE_RATE_HZ, SIGNALS, time_axis
+from qlab.signals import SAMPLE_RATE_HZ, SIGNALS, quantize_signal, time_axis
 from qlab.viz import hlines_at, plot_signals
-
-STOCHASTIC_SEED = 0
-
 
 @dataclass(frozen=True)
 class SignalState:
@@ -47,19 +42,6 @@ class SignalState:
     mse: float
     max_abs_error: float
     sqnr_db: float
-
-
-def quantize_signal(x: torch.Tensor, bits: int, clip: float, rounding: str) -> tuple[torch.Tensor, torch.Tensor, float, tuple[int, int]]:
-    """Codes, reconstruction, scale and (qmin, qmax) of the dashboard's quantizer (see module doc).
-
-    Stochastic rounding uses a generator seeded with ``STOCHASTIC_SEED`` on every call,
-    so the same settings always give the same picture.
-    """
-    qmin, qmax = qrange(bits, signed=True, narrow=True)
-    scale, zp = qparams_from_range(-clip, clip, bits, signed=True, symmetric=True, narrow=True)
-    gen = torch.Generator().manual_seed(STOCHASTIC_SEED) if rounding == "stochastic" else None
-    codes = quantize(x, scale, zp, qmin, qmax, rounding=rounding, generator=gen)
-    return codes, dequantize(codes, scale, zp), float(scale), (qmin, qmax)
 
 
 class SignalQuantizerDashboard(Dashboard):
@@ -104,10 +86,10 @@ class SignalQuantizerDashboard(Dashboard):
     def compute(self) -> SignalState:
         name, bits, clip, mode = (c.value for c in self.controls)
         x = self.signals[name]
-        codes, x_hat, scale, (qmin, qmax) = quantize_signal(x, bits, clip, mode)
+        q = quantize_signal(x, bits, clip, mode)
         return SignalState(
-            name, bits, clip, mode, qmin, qmax, scale, x, codes, x_hat,
-            metrics.mse(x, x_hat), metrics.max_abs_error(x, x_hat), metrics.sqnr_db(x, x_hat),
+            name, bits, clip, mode, q.qmin, q.qmax, q.scale, x, q.codes, q.x_hat,
+            metrics.mse(x, q.x_hat), metrics.max_abs_error(x, q.x_hat), metrics.sqnr_db(x, q.x_hat),
         )
 
     def redraw(self, s: SignalState) -> None:

@@ -14,50 +14,16 @@ requested range shaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import ipywidgets as widgets
-import torch
 from matplotlib.ticker import MaxNLocator
 
-from qlab.affine import CONVENTIONS, dequantize, qparams_from_range, qrange, quantize
+from qlab.affine import CONVENTIONS
 from qlab.dashboards._base import Dashboard
+from qlab.quantizer import GridState, QuantSpec, quantizer_grid
 from qlab.viz import ZERO_COLOR, move_bracket, plot_code_ticks, plot_zero_point, step_bracket, vertical_segments
 
-N_TRANSFER_POINTS = 1201
 BRACKET_Y = 1.2
 LABEL_CODES_UP_TO_BITS = 4  # bottom axis names every code when there are at most 16
-
-
-@dataclass(frozen=True)
-class GridState:
-    """Quantizer parameters, its grid and its transfer curve for one setting of the controls."""
-
-    lo: float
-    hi: float
-    bits: int
-    signed: bool
-    symmetric: bool
-    convention: str
-    qmin: int
-    qmax: int
-    scale: float
-    zero_point: int
-    grid: torch.Tensor  # real value of every code qmin..qmax
-    x: torch.Tensor  # real inputs of the transfer curve
-    q: torch.Tensor  # their codes
-
-
-def quantizer_grid(lo: float, hi: float, bits: int, signed: bool, symmetric: bool, convention: str) -> GridState:
-    """Parameters, grid r(q) for every code and a transfer curve over the widened range +- 25%."""
-    qmin, qmax = qrange(bits, signed)
-    scale, zp = qparams_from_range(lo, hi, bits, signed, symmetric, convention=convention)
-    grid = dequantize(torch.arange(qmin, qmax + 1, dtype=torch.int32), scale, zp)
-    left, right = min(lo, 0.0, float(grid[0])), max(hi, 0.0, float(grid[-1]))
-    pad = 0.25 * (right - left) or 1.0  # an all-zero range still gets a visible x-axis
-    x = torch.linspace(left - pad, right + pad, N_TRANSFER_POINTS)
-    q = quantize(x, scale, zp, qmin, qmax)
-    return GridState(lo, hi, bits, signed, symmetric, convention, qmin, qmax, float(scale), int(zp), grid, x, q)
 
 
 class ScaleZeroPointDashboard(Dashboard):
@@ -99,7 +65,7 @@ class ScaleZeroPointDashboard(Dashboard):
 
     def compute(self) -> GridState:
         (lo, hi), bits, symmetric, signed, convention = (c.value for c in self.controls)
-        return quantizer_grid(lo, hi, bits, signed, symmetric, convention)
+        return quantizer_grid(lo, hi, QuantSpec(bits, signed, symmetric, convention=convention))
 
     def redraw(self, s: GridState) -> None:
         self.transfer.set_data(s.x.numpy(), s.q.numpy())
