@@ -59,9 +59,9 @@ def tensors(draw, max_dims=4, min_dims=1):
 @given(x=tensors(min_dims=2), data=st.data())
 def test_minmax_equals_torch_observers(x, data):
     # (torch's per-channel observers reject 1-D input; qlab treats each element as a channel)
-    _same_pair(cal.minmax(x), _observe(MinMaxObserver, [x]))
+    _same_pair(cal.minmax_range(x), _observe(MinMaxObserver, [x]))
     axis = data.draw(st.integers(-x.dim(), x.dim() - 1))
-    _same_pair(cal.minmax(x, axis=axis), _observe(PerChannelMinMaxObserver, [x], ch_axis=axis))
+    _same_pair(cal.minmax_range(x, axis=axis), _observe(PerChannelMinMaxObserver, [x], ch_axis=axis))
 
 
 def _same_pair(ours, ref):
@@ -81,41 +81,41 @@ def test_moving_average_equals_torch_observers(first, n, c, seed, data):
     gen = torch.Generator().manual_seed(seed)
     batches = [first] + [torch.randn(first.shape, generator=gen) * (k + 1) for k in range(n - 1)]
     _same_pair(
-        cal.moving_average_minmax(batches, c),
+        cal.moving_average_range(batches, c),
         _observe(MovingAverageMinMaxObserver, batches, averaging_constant=c),
     )
     axis = data.draw(st.integers(0, first.dim() - 1))
     _same_pair(
-        cal.moving_average_minmax(iter(batches), c, axis=axis),
+        cal.moving_average_range(iter(batches), c, axis=axis),
         _observe(MovingAveragePerChannelMinMaxObserver, batches, averaging_constant=c, ch_axis=axis),
     )
 
 
 def test_minmax_1d_per_channel_is_elementwise():
     x = torch.tensor([3.0, -1.0, 0.5])
-    _same_pair(cal.minmax(x, axis=0), (x, x))
+    _same_pair(cal.minmax_range(x, axis=0), (x, x))
 
 
 def test_moving_average_float64_and_numpy_batches_match_observer():
     batches = [np.random.default_rng(k).normal(size=(3, 7)) for k in range(4)]
     ref = _observe(MovingAverageMinMaxObserver, [torch.from_numpy(b) for b in batches])
-    _same_pair(cal.moving_average_minmax(batches), ref)
+    _same_pair(cal.moving_average_range(batches), ref)
 
 
 def test_moving_average_single_tensor_is_minmax_and_channel_mismatch_raises():
     x = torch.randn(4, 5)
-    _same_pair(cal.moving_average_minmax(x), cal.minmax(x))
+    _same_pair(cal.moving_average_range(x), cal.minmax_range(x))
     with pytest.raises(ValueError, match="channel"):
-        cal.moving_average_minmax([torch.randn(4, 5), torch.randn(3, 5)], axis=0)
+        cal.moving_average_range([torch.randn(4, 5), torch.randn(3, 5)], axis=0)
     with pytest.raises(ValueError, match="empty"):
-        cal.moving_average_minmax([])
+        cal.moving_average_range([])
     with pytest.raises(ValueError, match="averaging_constant"):
-        cal.moving_average_minmax(x, averaging_constant=0.0)
+        cal.moving_average_range(x, averaging_constant=0.0)
 
 
 @pytest.mark.parametrize("bits,signed", [(8, False), (8, True)])
 @pytest.mark.parametrize("seed", range(4))
-def test_histogram_l2_equals_histogram_observer(bits, signed, seed):
+def test_histogram_range_equals_histogram_observer(bits, signed, seed):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(2000, generator=gen) * (seed + 1)
     x[:3] *= 20  # outliers for the search to trim
@@ -127,25 +127,25 @@ def test_histogram_l2_equals_histogram_observer(bits, signed, seed):
         obs(x)
         ref_min, ref_max = obs._non_linear_param_search()
         ref_qparams = obs.calculate_qparams()
-    lo, hi = cal.histogram_l2(x, bits=bits, signed=signed)
+    lo, hi = cal.histogram_range(x, bits=bits, signed=signed)
     _same_pair((lo, hi), (ref_min, ref_max))
     assert hi < x.max()  # the outliers were trimmed
     scale, zp = qparams_from_range(lo, hi, bits=bits, signed=signed)
     assert torch.equal(scale, ref_qparams[0].reshape(())) and torch.equal(zp, ref_qparams[1].reshape(()).int())
 
 
-def test_histogram_l2_per_channel_is_one_observer_per_channel():
+def test_histogram_range_per_channel_is_one_observer_per_channel():
     x = torch.randn(3, 400) * torch.tensor([[0.1], [1.0], [10.0]])
-    lo, hi = cal.histogram_l2(x, axis=0)
+    lo, hi = cal.histogram_range(x, axis=0)
     assert lo.shape == hi.shape == (3,)
     for c in range(3):
-        _same_pair((lo[c], hi[c]), cal.histogram_l2(x[c]))
+        _same_pair((lo[c], hi[c]), cal.histogram_range(x[c]))
     assert hi[0] < hi[1] < hi[2]
 
 
-def test_histogram_l2_constant_and_zero():
-    _same_pair(cal.histogram_l2(torch.full((10,), 3.0)), (torch.tensor(3.0), torch.tensor(3.0)))
-    _same_pair(cal.histogram_l2(torch.zeros(10)), (torch.tensor(0.0), torch.tensor(0.0)))
+def test_histogram_range_constant_and_zero():
+    _same_pair(cal.histogram_range(torch.full((10,), 3.0)), (torch.tensor(3.0), torch.tensor(3.0)))
+    _same_pair(cal.histogram_range(torch.zeros(10)), (torch.tensor(0.0), torch.tensor(0.0)))
 
 
 # ------------------------------------------------------------------ literal ports of NVIDIA's code
@@ -201,11 +201,6 @@ def _nvidia_mse(hist, edges, bits, unsigned, start_bin):
     return centers[start_bin + int(np.argmin(mses))].item()
 
 
-def _nvidia_percentile(hist, edges, p):
-    cdf = np.cumsum(hist / hist.sum())
-    return edges[np.searchsorted(cdf, p / 100)]
-
-
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("bits,dist", [(4, "laplace"), (5, "gauss_relu"), (3, "uniform")])
 def test_entropy_equals_nvidia_port(seed, bits, dist):
@@ -218,9 +213,9 @@ def test_entropy_equals_nvidia_port(seed, bits, dist):
     t = torch.from_numpy(x)
     unsigned = bool(x.min() >= 0)
     hist, edges = _nvidia_hist(t, 256)
-    lo, hi = cal.entropy(t, bits=bits, num_bins=256, start_bin=16)
-    assert hi.item() == _nvidia_entropy(hist, edges, bits, unsigned, 16)
-    assert lo.item() == (0.0 if unsigned else -hi.item())
+    lo, hi = cal.entropy_range(t, bits=bits, num_bins=256, start_bin=16)
+    assert hi.item() == pytest.approx(_nvidia_entropy(hist, edges, bits, unsigned, 16), rel=1e-6)
+    assert lo.item() == max(-hi.item(), float(x.min()))
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -232,17 +227,18 @@ def test_mse_equals_nvidia_port(seed, bits, signed):
         x = x.relu()
     unsigned = not signed and bool(x.min() >= 0)
     hist, edges = _nvidia_hist(x, 512)
-    _, hi = cal.mse(x, bits=bits, signed=signed, num_bins=512, start_bin=32)
-    assert hi.item() == pytest.approx(_nvidia_mse(hist, edges, bits, unsigned, 32), rel=0, abs=0)
+    _, hi = cal.mse_range(x, bits=bits, signed=signed, num_bins=512, start_bin=32)
+    assert hi.item() == pytest.approx(_nvidia_mse(hist, edges, bits, unsigned, 32), rel=1e-6)
 
 
 @settings(max_examples=30, deadline=None)
 @given(x=tensors(max_dims=2), p=st.sampled_from([0.0, 50.0, 90.0, 99.0, 99.99, 100.0]))
-def test_percentile_equals_nvidia_port(x, p):
-    lo, hi = cal.percentile(x, percentile=p, num_bins=64)
-    expected = 0.0 if x.abs().max() == 0 else _nvidia_percentile(*_nvidia_hist(x, 64), p)
-    assert hi.item() == expected
-    assert lo.item() == (-hi.item() if (x < 0).any() else 0.0)
+def test_percentile_is_the_exact_order_statistic(x, p):
+    # numpy's inverted_cdf: the smallest |x| with at least p % of the values at or below it
+    amax = float(np.percentile(x.abs().double().numpy(), p, method="inverted_cdf"))
+    lo, hi = cal.percentile_range(x, percentile=p)
+    assert hi.item() == float(np.clip(x.max().item(), -amax, amax))
+    assert lo.item() == float(np.clip(x.min().item(), -amax, amax))
 
 
 # ------------------------------------------------------------------ known answers
@@ -252,81 +248,77 @@ def _uniform_with_outliers(far: float = 5.0) -> torch.Tensor:
     return x
 
 
-@pytest.mark.parametrize("method,options", [("percentile", {}), ("mse", {"bits": 4}), ("entropy", {})])
-def test_outliers_are_clipped_but_minmax_keeps_them(method, options):
+@pytest.mark.parametrize("calibrator,options", [("percentile", {}), ("mse", {"bits": 4}), ("entropy", {})])
+def test_outliers_are_clipped_but_minmax_keeps_them(calibrator, options):
     x = _uniform_with_outliers()
-    lo, hi = cal.calibrate(x, method, **options)
-    assert cal.minmax(x)[1] == 5.0 and cal.minmax(x)[0] == -5.0
+    lo, hi = cal.calibrate(x, calibrator, **options)
+    assert cal.minmax_range(x)[1] == 5.0 and cal.minmax_range(x)[0] == -5.0
     assert 0.9 < hi.item() < 1.1, hi
     assert lo.item() == -hi.item()
 
 
 def test_mse_keeps_outliers_when_rounding_noise_dominates():
     # at 8 bits the rounding error of 100k values outweighs clipping 4 values: mse keeps them
-    assert cal.mse(_uniform_with_outliers())[1].item() > 4.0
+    assert cal.mse_range(_uniform_with_outliers())[1].item() > 4.0
 
 
 def test_entropy_keeps_an_isolated_far_outlier():
     # NVIDIA's KL has no smoothing: clipping inside the empty gap puts P's folded tail in a bin
     # where Q is 0, so KL = inf there and the search has to keep the outlier
     x = _uniform_with_outliers(far=100.0)
-    assert cal.entropy(x)[1].item() == 100.0
-    assert cal.percentile(x)[1].item() < 1.0
+    assert cal.entropy_range(x)[1].item() == 100.0
+    assert cal.percentile_range(x)[1].item() < 1.0
 
 
-def test_percentile_of_known_histogram():
-    # 100 values: |x| = 0.5 (x90), 9.5 (x9), 100 (x1): 64 bins of width 100/64 on [0, 100]
+def test_percentile_of_known_values():
+    # 100 values: |x| = 0.5 (x90), 9.5 (x9), 100 (x1)
     x = torch.tensor([0.5] * 90 + [9.5] * 9 + [100.0])
-    hi = lambda p: cal.percentile(x, percentile=p, num_bins=64)[1].item()  # noqa: E731
-    assert hi(90.0) == 0.0  # bin 0 already holds 90 %: its lower edge
-    assert hi(95.0) == pytest.approx(6 * 100 / 64)  # 9.5 lies in bin 6
-    assert hi(99.5) == pytest.approx(63 * 100 / 64)  # only the last bin completes the CDF
-    assert hi(100.0) == pytest.approx(63 * 100 / 64)
+    hi = lambda p: cal.percentile_range(x, percentile=p)[1].item()  # noqa: E731
+    assert [hi(90.0), hi(90.5), hi(99.0), hi(99.5), hi(100.0)] == [0.5, 9.5, 9.5, 100.0, 100.0]
+    assert cal.percentile_range(x, percentile=95.0)[0].item() == 0.5  # min x: the range stays on the data
 
 
 def test_mse_finds_true_range_of_uniform_data():
     x = torch.rand(50000, generator=torch.Generator().manual_seed(1)) * 6 - 3
-    lo, hi = cal.mse(x)
+    lo, hi = cal.mse_range(x)
     assert hi.item() == pytest.approx(3.0, rel=0.02) and lo.item() == -hi.item()
 
 
 @pytest.mark.parametrize("sampler", [np.random.default_rng(0).laplace, np.random.default_rng(0).normal])
 def test_entropy_clips_inside_heavy_tails(sampler):
     x = torch.from_numpy(sampler(size=20000).astype(np.float32))
-    lo, hi = cal.entropy(x)
+    lo, hi = cal.entropy_range(x)
     assert 0 < hi.item() < x.abs().max().item()
     assert lo.item() == -hi.item()
 
 
-@pytest.mark.parametrize("method", list(cal.CALIBRATORS))
-def test_non_negative_data_starts_at_zero_and_symmetric_data_is_symmetric(method):
+@pytest.mark.parametrize("calibrator", list(cal.CALIBRATORS))
+def test_ranges_stay_on_the_data_and_symmetric_data_is_symmetric(calibrator):
     x = torch.rand(5000, generator=torch.Generator().manual_seed(3)) + 0.25
-    lo, hi = cal.calibrate(x, method)
-    if method in ("percentile", "mse", "entropy"):
-        assert lo.item() == 0.0 and hi.item() > 0.25
-        lo_s, hi_s = cal.calibrate(torch.cat([x, -x]), method)
+    lo, hi = cal.calibrate(x, calibrator)
+    assert 0.25 <= lo.item() < hi.item() <= 1.25
+    if calibrator in ("percentile", "mse", "entropy"):
+        lo_s, hi_s = cal.calibrate(torch.cat([x, -x]), calibrator)
         assert lo_s.item() == -hi_s.item() > -1.25
-    else:
-        assert 0.25 <= lo.item() < hi.item() <= 1.25
 
 
-@pytest.mark.parametrize("method", list(cal.CALIBRATORS))
-def test_per_channel_equals_per_tensor_on_each_channel(method):
+@pytest.mark.parametrize("calibrator", list(cal.CALIBRATORS))
+def test_per_channel_equals_per_tensor_on_each_channel(calibrator):
     gen = torch.Generator().manual_seed(5)
     scales = torch.tensor([0.01, 1.0, 30.0])
     x = torch.randn(2, 3, 300, generator=gen) * scales[:, None]  # channels on axis 1
-    lo, hi = cal.calibrate(x, method, axis=1)
+    lo, hi = cal.calibrate(x, calibrator, axis=1)
     assert lo.shape == hi.shape == (3,)
     for c in range(3):
-        lo_c, hi_c = cal.calibrate(x[:, c], method)
+        lo_c, hi_c = cal.calibrate(x[:, c], calibrator)
         assert lo[c] == lo_c and hi[c] == hi_c
     assert hi[0] < hi[1] < hi[2]
 
 
-@pytest.mark.parametrize("method", list(cal.CALIBRATORS))
+@pytest.mark.parametrize("calibrator", list(cal.CALIBRATORS))
 @pytest.mark.parametrize("value", [0.0, 2.5, -1.5])
-def test_constant_and_all_zero_inputs(method, value):
-    lo, hi = cal.calibrate(torch.full((4, 6), value), method)
+def test_constant_and_all_zero_inputs(calibrator, value):
+    lo, hi = cal.calibrate(torch.full((4, 6), value), calibrator)
     assert torch.isfinite(lo) and torch.isfinite(hi) and lo <= hi
     assert abs(value) * 0.99 <= max(abs(lo.item()), abs(hi.item())) <= abs(value)
     scale, _ = qparams_from_range(lo, hi)
@@ -337,17 +329,17 @@ def test_constant_and_all_zero_inputs(method, value):
 def test_calibrate_dispatch_and_batches():
     gen = torch.Generator().manual_seed(0)
     batches = [torch.randn(4, 8, generator=gen) for _ in range(3)]
-    _same_pair(cal.calibrate(batches, "minmax"), cal.minmax(torch.cat(batches)))
-    _same_pair(cal.calibrate(tuple(batches), "percentile", percentile=99.0), cal.percentile(torch.cat(batches), 99.0))
+    _same_pair(cal.calibrate(batches, "minmax"), cal.minmax_range(torch.cat(batches)))
+    _same_pair(cal.calibrate(tuple(batches), "percentile", percentile=99.0), cal.percentile_range(torch.cat(batches), 99.0))
     _same_pair(
         cal.calibrate(batches, "moving_average", averaging_constant=0.5),
-        cal.moving_average_minmax(batches, averaging_constant=0.5),
+        cal.moving_average_range(batches, averaging_constant=0.5),
     )
-    _same_pair(cal.calibrate(batches, "mse", bits=4, axis=1), cal.mse(torch.cat(batches), bits=4, axis=1))
+    _same_pair(cal.calibrate(batches, "mse", bits=4, axis=1), cal.mse_range(torch.cat(batches), bits=4, axis=1))
     assert set(cal.CALIBRATORS) == {"minmax", "moving_average", "percentile", "mse", "entropy", "histogram"}
 
 
-def test_calibrate_unknown_method_and_option():
+def test_calibrate_unknown_calibrator_and_option():
     with pytest.raises(ValueError, match="minmax.*histogram"):
         cal.calibrate(torch.randn(5), "kl")
     with pytest.raises(TypeError, match="'percentil'"):
@@ -356,40 +348,107 @@ def test_calibrate_unknown_method_and_option():
         cal.calibrate(torch.randn(5), "minmax", num_bins=10)
 
 
-@pytest.mark.parametrize("method", list(cal.CALIBRATORS))
-def test_bad_inputs(method):
+@pytest.mark.parametrize("calibrator", list(cal.CALIBRATORS))
+def test_bad_inputs(calibrator):
     with pytest.raises(ValueError, match="non-finite"):
-        cal.calibrate(torch.tensor([1.0, float("nan")]), method)
+        cal.calibrate(torch.tensor([1.0, float("nan")]), calibrator)
     with pytest.raises(ValueError, match="non-finite"):
-        cal.calibrate(np.array([1.0, np.inf]), method)
+        cal.calibrate(np.array([1.0, np.inf]), calibrator)
     with pytest.raises(ValueError, match="empty"):
-        cal.calibrate(torch.empty(0, 3), method)
+        cal.calibrate(torch.empty(0, 3), calibrator)
     with pytest.raises(TypeError, match="floating-point"):
-        cal.calibrate(torch.arange(5), method)
+        cal.calibrate(torch.arange(5), calibrator)
     with pytest.raises(ValueError, match="axis=2 does not exist"):
-        cal.calibrate(torch.randn(3, 4), method, axis=2)
+        cal.calibrate(torch.randn(3, 4), calibrator, axis=2)
     with pytest.raises(ValueError, match="empty"):
-        cal.calibrate([], method)
+        cal.calibrate([], calibrator)
 
 
 def test_bad_histogram_options():
     x = torch.randn(100)
     with pytest.raises(ValueError, match="percentile"):
-        cal.percentile(x, percentile=101)
+        cal.percentile_range(x, percentile=101)
+    with pytest.raises(TypeError, match="percentile must be a number"):
+        cal.percentile_range(x, percentile="99")
+    with pytest.raises(TypeError, match="signed must be True or False"):
+        cal.calibrate(x, "mse", signed="False")
     with pytest.raises(ValueError, match="start_bin"):
-        cal.mse(x, num_bins=64, start_bin=64)
+        cal.mse_range(x, num_bins=64, start_bin=64)
     with pytest.raises(ValueError, match="num_bins"):
-        cal.entropy(x, num_bins=1)
+        cal.entropy_range(x, num_bins=1)
     with pytest.raises(ValueError, match="bits"):
-        cal.entropy(x, bits=1)
+        cal.entropy_range(x, bits=1)
 
 
 def test_numpy_input_gives_float32_tensors():
-    lo, hi = cal.minmax(np.array([[-1.0, 2.0], [3.0, -4.0]]), axis=0)
+    lo, hi = cal.minmax_range(np.array([[-1.0, 2.0], [3.0, -4.0]]), axis=0)
     assert lo.dtype == torch.float32 and lo.tolist() == [-1.0, -4.0] and hi.tolist() == [2.0, 3.0]
 
 
 def test_depends_on_bits_names_the_grid_aware_calibrators():
-    assert [m for m in cal.CALIBRATORS if cal.depends_on_bits(m)] == ["mse", "entropy", "histogram"]
-    with pytest.raises(ValueError, match="method must be one of"):
+    assert [c for c in cal.CALIBRATORS if cal.depends_on_bits(c)] == ["mse", "entropy", "histogram"]
+    with pytest.raises(ValueError, match="calibrator must be one of"):
         cal.depends_on_bits("magic")
+
+
+# ------------------------------------------------------------------ regressions: degenerate and unstable picks
+def test_percentile_with_one_far_outlier_is_usable():
+    # NVIDIA's histogram edge gave (-0, 0): all but the outlier sit in the first of 2048 bins
+    x = torch.randn(100_000, generator=torch.Generator().manual_seed(0))
+    x[0] = 1e4
+    lo, hi = cal.percentile_range(x, percentile=99.99)
+    expected = float(np.percentile(x.abs().double().numpy(), 99.99, method="inverted_cdf"))
+    assert hi.item() == pytest.approx(expected) and lo.item() == -hi.item() and 3.0 < expected < 5.0
+
+
+def test_entropy_does_not_clip_data_far_from_zero():
+    # uniform on [0.5, 1.5]: the KL of a range keeping one bin is 0, and 99.8 % used to be clipped
+    x = torch.rand(100_000, generator=torch.Generator().manual_seed(0)) + 0.5
+    lo, hi = cal.entropy_range(x)
+    assert float((x > hi).float().mean()) < 0.01 and lo.item() == x.min().item()
+
+
+def test_histogram_range_is_scale_invariant_at_1e15():
+    # torch's float32 L2 errors overflow near 1e15 and returned an empty range (-3.2e15, -3.2e15)
+    x = torch.randn(5000, generator=torch.Generator().manual_seed(0))
+    x[:3] *= 20
+    lo, hi = cal.histogram_range(x * 1e15)
+    lo1, hi1 = cal.histogram_range(x)
+    assert lo.item() == pytest.approx(lo1.item() * 1e15, rel=1e-6) and hi.item() == pytest.approx(hi1.item() * 1e15, rel=1e-6)
+    assert lo < 0 < hi
+
+
+@pytest.mark.parametrize("calibrator", ["percentile", "mse", "entropy"])
+def test_magnitude_calibrators_stay_within_min_and_max(calibrator):
+    # mostly positive data with a small negative tail: (-amax, amax) would waste half an affine grid
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.rand(20_000, generator=gen) * 4, -0.1 * torch.rand(200, generator=gen)])
+    lo, hi = cal.calibrate(x, calibrator, bits=8)
+    assert lo.item() == x.min().item() and 3.0 < hi.item() <= 4.0
+
+
+@pytest.mark.parametrize("bits", [4, 6])
+@pytest.mark.parametrize("seed", range(3))
+def test_histogram_range_at_other_bit_widths_equals_observer_with_that_grid(bits, seed):
+    # independent reference: torch's own search with its destination grid set to 2^bits bins
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(4000, generator=gen)
+    x[:5] *= 15
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = HistogramObserver(dtype=torch.quint8, quant_min=0, quant_max=2**bits - 1)
+        obs.dst_nbins = 2**bits
+        obs(x)
+        ref = obs._non_linear_param_search()
+    _same_pair(cal.histogram_range(x, bits=bits), ref)
+    assert cal.histogram_range(x, bits=bits)[1] <= cal.histogram_range(x, bits=8)[1]  # a coarser grid never keeps more
+
+
+def test_percentile_moves_by_an_ulp_when_the_data_do():
+    # the 9985th of 10000 values sits one ulp below a bin edge of the 2048-bin histogram on [0, 8];
+    # scaling it by (1 + 2^-23) moved NVIDIA's pick by a whole bin (0.99609 -> 1.0)
+    x = torch.cat([torch.linspace(0, 0.9, 9984), torch.tensor([0.99999994]), torch.full((15,), 8.0)])
+    y = x.clone()
+    y[9984] *= 1 + 2**-23
+    assert cal.percentile_range(x, 99.845)[1].item() == np.float32(0.99999994)
+    assert cal.percentile_range(y, 99.845)[1].item() == 1.0
