@@ -11,6 +11,12 @@ compare distributions) of the same shape.
 - ``cosine_similarity``  <x, y> / (||x|| ||y||)
 - ``kl_divergence``      sum p log(p / q) for two histograms (nats, like scipy.stats.entropy)
 - ``histogram_kl``       KL between the value histograms of two tensors
+
+One-tensor statistics:
+
+- ``rms``                sqrt(mean(x^2))
+- ``peak_to_rms_db``     20 log10(max |x| / rms(x))  (crest factor in dB)
+- ``accuracy_stderr``    sqrt(p (1 - p) / n), the standard error of an accuracy p measured on n samples
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 import torch
 
-from qlab._checks import as_float_tensor, check_finite
+from qlab._checks import as_float_tensor, check_finite, check_number
 
 
 def _tensor(x: Any, name: str) -> torch.Tensor:
@@ -131,3 +137,35 @@ def histogram_kl(x: Any, y: Any, bins: int = 2048) -> float:
     hx = torch.histc(xt, bins=bins, min=lo, max=hi)
     hy = torch.histc(yt, bins=bins, min=lo, max=hi)
     return kl_divergence(hx, hy)
+
+
+def rms(x: Any) -> float:
+    """Root mean square: sqrt(mean(x^2))."""
+    return math.sqrt(float((_tensor(x, "x") ** 2).mean()))
+
+
+def peak_to_rms_db(x: Any) -> float:
+    """Peak-to-RMS ratio (crest factor) in dB: 20 log10(max |x| / rms(x)).
+
+    0 dB for a square wave, 3.01 dB for a sine, large for spiky data: a high ratio means a
+    min/max grid spends most of its levels on rare peaks. Undefined (``ValueError``) for all-zero x.
+    """
+    xt = _tensor(x, "x")
+    r = math.sqrt(float((xt**2).mean()))
+    if r == 0.0:
+        raise ValueError("peak-to-RMS ratio is undefined when x is all zero")
+    return 20.0 * math.log10(float(xt.abs().max()) / r)
+
+
+def accuracy_stderr(p: float, n: int) -> float:
+    """Standard error of an accuracy p (a fraction in [0, 1]) measured on n samples: sqrt(p (1 - p) / n).
+
+    Two accuracies closer than about this much cannot be told apart on that test set
+    (e.g. p = 0.9, n = 10000: 0.003, i.e. 0.3 points).
+    """
+    p = check_number(p, "p")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be an accuracy fraction in [0, 1], got {p}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise TypeError(f"n must be a positive integer (the number of samples), got {n!r}")
+    return math.sqrt(p * (1.0 - p) / n)

@@ -109,3 +109,23 @@ def test_validation(fn):
         fn(torch.zeros(3), torch.tensor([0.0, float("inf"), 0.0]))
     with pytest.raises(ValueError, match="empty"):
         fn(torch.zeros(0), torch.zeros(0))
+
+
+def test_rms_and_peak_to_rms_hand_values():
+    assert metrics.rms(torch.tensor([3.0, -4.0])) == pytest.approx(math.sqrt(12.5))
+    assert metrics.peak_to_rms_db(torch.tensor([1.0, -1.0, 1.0, -1.0])) == pytest.approx(0.0)  # square wave
+    sine = torch.sin(torch.arange(1000, dtype=torch.float64) * 2 * math.pi / 100)
+    assert metrics.peak_to_rms_db(sine) == pytest.approx(10 * math.log10(2), abs=1e-9)  # 3.01 dB
+    assert metrics.peak_to_rms_db(torch.tensor([10.0, 0.0, 0.0, 0.0])) == pytest.approx(20 * math.log10(10 / 5))
+    with pytest.raises(ValueError, match="all zero"):
+        metrics.peak_to_rms_db(torch.zeros(3))
+
+
+def test_accuracy_stderr_hand_values():
+    assert metrics.accuracy_stderr(0.9, 10_000) == pytest.approx(0.003)
+    assert metrics.accuracy_stderr(0.5, 100) == pytest.approx(0.05)
+    assert metrics.accuracy_stderr(1.0, 10) == 0.0
+    with pytest.raises(ValueError, match="p must be"):
+        metrics.accuracy_stderr(90.0, 100)
+    with pytest.raises(TypeError, match="n must be"):
+        metrics.accuracy_stderr(0.9, 2.5)
