@@ -20,13 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from qlab import metrics
 from qlab.affine import dequantize, qparams_from_range, qrange, quantize
 from qlab.calibration import CALIBRATORS, calibrate
-from qlab.evaluation import evaluate
-from qlab.ptq import PTQCache, quantize_model
 
 DB_PER_BIT = 20 * math.log10(2)  # one more bit halves the step: noise power / 4 -> 6.02 dB
 
@@ -199,18 +196,3 @@ def compare_calibrators(x: torch.Tensor, bits: int, methods: Sequence[str] = tup
         rows.append(CalibratorRow(method, lo, hi, metrics.mse(x, x_hat), metrics.sqnr_db(x, x_hat)))
     return rows
 
-
-def accuracy_by_calibrator(
-    model: nn.Module, cache: PTQCache, act_bits_list: Sequence[int], methods: Sequence[str] = tuple(CALIBRATORS), weight_bits: int = 8
-) -> dict[int, dict[str, float]]:
-    """Test accuracy of ``model`` with static activations at each act_bits and calibrator.
-
-    Weights: ``weight_bits`` per-channel symmetric; ``cache`` shares BN folding, calibration
-    activations and calibrated ranges across all runs (``qlab.ptq.PTQCache``).
-    """
-    return {
-        bits: {
-            m: evaluate(quantize_model(model, weight_bits, bits, "per_channel", True, m, cache=cache)) for m in methods
-        }
-        for bits in act_bits_list
-    }
