@@ -320,8 +320,10 @@ def check_model(model: nn.Module) -> None:
 
 
 def _check_calib_data(calib_data: torch.Tensor) -> torch.Tensor:
-    if not isinstance(calib_data, torch.Tensor) or calib_data.dtype != torch.float32:
-        raise TypeError(f"calib_data must be a float32 torch.Tensor, got {getattr(calib_data, 'dtype', type(calib_data).__name__)}")
+    if not isinstance(calib_data, torch.Tensor):
+        raise TypeError(f"calib_data must be a torch.Tensor of model inputs, got {type(calib_data).__name__}")
+    if calib_data.is_floating_point() and calib_data.dtype != torch.float32:
+        raise TypeError(f"calib_data must be float32 like the model (or integer, e.g. token ids), got {calib_data.dtype}")
     if calib_data.dim() == 0 or len(calib_data) == 0:
         raise ValueError(f"calib_data must hold at least one sample, got shape {tuple(calib_data.shape)}")
     return calib_data
@@ -348,7 +350,7 @@ def collect_layer_inputs(model: nn.Module, images: torch.Tensor, batch_size: int
     try:
         with torch.inference_mode():
             for batch in images.split(batch_size):
-                model64(batch.double())
+                model64(batch.double() if batch.is_floating_point() else batch)
     finally:
         for h in hooks:
             h.remove()

@@ -23,8 +23,8 @@ rewritten.
 from __future__ import annotations
 
 import argparse
-import sys
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
