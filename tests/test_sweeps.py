@@ -11,9 +11,6 @@ import torch
 from qlab import metrics, sweeps
 from qlab.affine import calc_qparams, fake_quantize, qparams_from_range, qrange
 from qlab.calibration import calibrate
-from qlab.evaluation import evaluate
-from qlab.models import load_pretrained
-from qlab.ptq import PTQCache, quantize_model
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +127,3 @@ def test_compare_calibrators_uses_calibrate_and_activation_grid(relu_tail: torch
     assert rows[1].mse < rows[0].mse, "clipping the long tail beats min/max at 4 bits"
     assert math.isfinite(rows[0].sqnr_db)
 
-
-def test_accuracy_by_calibrator_matches_quantize_model() -> None:
-    model = load_pretrained("mlp")
-    cache = PTQCache.build(model)
-    acc = sweeps.accuracy_by_calibrator(model, cache, [6], ["minmax"])
-    expected = evaluate(quantize_model(model, 8, 6, "per_channel", True, "minmax", cache=cache))
-    assert acc == {6: {"minmax": expected}}
