@@ -361,8 +361,11 @@ def collect_layer_inputs(model: nn.Module, images: torch.Tensor, batch_size: int
     return {name: torch.cat(parts) for name, parts in seen.items()}
 
 
-def _check_config(weight_bits, act_bits, granularity, calibrator, act_mode, act_granularity, group_size) -> None:
+def _check_config(weight_bits, act_bits, granularity, symmetric, calibrator, act_mode, act_granularity,
+                  group_size) -> None:
     check_bits(weight_bits, "weight_bits")
+    if not isinstance(symmetric, bool):
+        raise TypeError(f"symmetric_weights must be True or False, got {symmetric!r}")
     if act_bits is not None:
         check_bits(act_bits, "act_bits")
     check_choice(granularity, GRANULARITIES, "granularity")
@@ -385,7 +388,7 @@ def _resolve_cache(model: nn.Module, cache: PTQCache | None, calib_data: torch.T
         return PTQCache.build(model, calib_data, True if fold_bn is None else fold_bn)
     if calib_data is not None:
         raise ValueError("pass calib_data or cache, not both (the cache already holds its calibration inputs)")
-    if fold_bn is not None and fold_bn != cache.fold_bn:
+    if fold_bn is not None and fold_bn is not cache.fold_bn:
         raise ValueError(f"fold_bn={fold_bn} but the cache was built with fold_bn={cache.fold_bn}")
     check_model(model)
     if model_fingerprint(model) != cache.fingerprint:
@@ -432,7 +435,7 @@ def quantize_model(
         ``report`` attribute (:class:`qlab.report.PTQReport`). Layers with weights that
         cannot be quantized stay float with a warning naming them.
     """
-    _check_config(weight_bits, act_bits, granularity, calibrator, act_mode, act_granularity, group_size)
+    _check_config(weight_bits, act_bits, granularity, symmetric_weights, calibrator, act_mode, act_granularity, group_size)
     cache = _resolve_cache(model, cache, calib_data, fold_bn)
     static = act_bits is not None and act_mode == "static"
     if static and not cache.layer_inputs:

@@ -235,6 +235,7 @@ def test_per_group_uses_channel_for_small_fan_in():
         ({"act_granularity": "per_sample"}, ValueError, "applies to act_mode=\"dynamic\" only"),
         ({"calib_data": _images(4)}, ValueError, "pass calib_data or cache, not both"),
         ({"fold_bn": False}, ValueError, "fold_bn=False but the cache was built with fold_bn=True"),
+        ({"symmetric_weights": "False"}, TypeError, "symmetric_weights must be True or False"),
     ],
 )
 def test_bad_configurations_are_rejected(kwargs, error, message):
@@ -326,6 +327,12 @@ def test_float64_models_nan_weights_and_unused_layers_are_rejected_by_name():
         quantize_model(Unused(), 8, 8, calib_data=torch.randn(4, 3))
     with pytest.raises(TypeError, match="calib_data must be float32"):
         quantize_model(Unused(), 8, 8, calib_data=torch.randn(4, 3).double())
+
+
+@pytest.mark.parametrize("batch_size", [2.5, True, "256"])
+def test_evaluation_batch_size_must_be_an_integer(batch_size):
+    with pytest.raises(TypeError, match="batch_size must be a positive integer"):
+        evaluate(load_pretrained("mlp"), batch_size=batch_size)
 
 
 def test_calibration_inputs_are_the_float64_forward_rounded_to_float32():
