@@ -8,7 +8,7 @@ Writes ``benchmarks/results/ptq_accuracy.md`` (human-readable) and
 ``benchmarks/results/ptq_accuracy.json`` (every number, for notebooks and tests), with:
 
 1. W8A8 (per-channel symmetric weights, activations calibrated statically with min/max on
-   ``qlab.data.calibration_subset()``): FP32 vs quantized test accuracy for every model.
+   ``qlab.session.calibration_data()``): FP32 vs quantized test accuracy for every model.
 2. The per-tensor collapse: the depthwise net at 4-bit weights, per tensor vs per channel.
 3. Weight-only PTQ: accuracy vs weight bits (2..8) x granularity (per tensor, per channel,
    per group with the smallest group size valid for every layer of the model) x model.
@@ -31,7 +31,8 @@ import torch
 from qlab.calibration import CALIBRATORS
 from qlab.evaluation import evaluate
 from qlab.models import MODEL_NAMES, load_pretrained
-from qlab.ptq import PTQCache, quantize_model, valid_group_sizes
+from qlab.ptq import quantize_model, valid_group_sizes
+from qlab.session import build_cache
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WEIGHT_BITS = tuple(range(2, 9))
@@ -48,7 +49,7 @@ def pct(acc: float) -> float:
 def measure(name: str) -> dict:
     """Every number for one model."""
     model = load_pretrained(name)
-    cache = PTQCache.build(model)
+    cache = build_cache(model)
     fp32 = pct(evaluate(model))
 
     def acc(**kw) -> float:
@@ -59,7 +60,7 @@ def measure(name: str) -> dict:
         g + (f"({gs})" if gs else ""): {b: acc(weight_bits=b, granularity=g, group_size=gs) for b in WEIGHT_BITS}
         for g, gs in granularities
     }
-    acts = {m: {b: acc(weight_bits=8, act_bits=b, calibration=m) for b in ACT_BITS} for m in CALIBRATORS}
+    acts = {c: {b: acc(weight_bits=8, act_bits=b, calibrator=c) for b in ACT_BITS} for c in CALIBRATORS}
     return {"fp32": fp32, "w8a8": acc(weight_bits=8, act_bits=8), "weights": weights, "activations": acts}
 
 

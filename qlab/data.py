@@ -3,8 +3,9 @@
 The four original ``.gz`` files ship with the repository (see
 ``data/fashion-mnist/README.md`` for provenance and licence), so nothing here ever
 touches the network. Every file's SHA-256 is checked against the hashes below before it
-is parsed, and the parsed tensors are cached, so only the first call per split pays for
-decompression (about half a second for the training set).
+is parsed, and the parsed tensors are cached by (split, directory, each file's size and
+modification time), so only the first call per split pays for checking and decompression
+(about half a second for the training set), and a file changed on disk is checked again.
 
 Images come back as float32 tensors of shape ``(N, 1, 28, 28)``, normalised as
 ``(pixel / 255 - MEAN) / STD``; labels are int64 class indices into :data:`CLASS_NAMES`.
@@ -126,9 +127,18 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     return data.reshape(shape)
 
 
+def _file_state(path: Path) -> tuple[int, int] | None:
+    """(size, mtime in ns) of ``path``, or None if it does not exist."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 @functools.lru_cache(maxsize=None)
-def _load_cached(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Verify, parse and normalise one split; cached per ``(split, root)``."""
+def _load_cached(split: str, root: Path, _state: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """Verify, parse and normalise one split; cached per ``(split, root, file states)``."""
     image_name, label_name = _FILES[split]
     for name in (image_name, label_name):
         verify_sha256(root / name, _SHA256[name], _RESTORE_HINT)
@@ -163,7 +173,8 @@ def load_fashion_mnist(split: str, *, root: Path | None = None) -> tuple[torch.T
     """
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; expected one of {SPLITS}")
-    return _load_cached(split, Path(root).resolve() if root is not None else DATA_DIR)
+    root = Path(root).resolve() if root is not None else DATA_DIR
+    return _load_cached(split, root, tuple(_file_state(root / name) for name in _FILES[split]))
 
 
 def calibration_subset(n: int = 512, seed: int = 0) -> torch.Tensor:

@@ -22,6 +22,8 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256
 
     The model's previous train/eval mode is restored afterwards.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     was_training = model.training

@@ -176,7 +176,9 @@ from qlab.evaluation import evaluate  # noqa: E402
 from qlab.folding import fold_batchnorm  # noqa: E402
 from qlab.metrics import sqnr_db  # noqa: E402
 from qlab.models import load_pretrained  # noqa: E402
-from qlab.ptq import model_size, quantize_model, quantize_weight, weighted_layers  # noqa: E402
+from qlab.ptq import quantize_model, quantize_weight, weighted_layers  # noqa: E402
+from qlab.report import model_size  # noqa: E402
+from qlab.session import calibration_data  # noqa: E402
 
 
 @functools.lru_cache(maxsize=None)
@@ -222,7 +224,7 @@ def grade_sqnr_gain(gain_db: float, layer: str = "block1_dw_conv", bits: int = 4
         gain_db, expected,
         f"Per-channel scales gain {expected:.1f} dB on {layer} at {bits} bits (every 6 dB is about one extra bit).",
         [(-expected, "Your sign is flipped: compute SQNR(per-channel) - SQNR(per-tensor)."),
-         (gain(unfolded, bits), "You used the weights before BN folding; quantize the folded weights (PTQCache.build(model).folded)."),
+         (gain(unfolded, bits), "You used the weights before BN folding; quantize the folded weights (qlab.folding.fold_batchnorm(model))."),
          (gain(w, 8), f"That is the gain at 8 bits; the exercise asks for {bits} bits.")],
         "Quantize the folded weight both ways with quantize_weight and subtract the two sqnr_db values.",
     )
@@ -252,7 +254,7 @@ def grade_accuracy_drop(points: float, model: str = "depthwise", granularity: st
     fp32 = evaluate(net)
 
     def drop(g: str) -> float:
-        return 100 * (fp32 - evaluate(quantize_model(net, 8, 8, g)))
+        return 100 * (fp32 - evaluate(quantize_model(net, 8, 8, g, calib_data=calibration_data())))
 
     expected = drop(granularity)
     other = "per_channel" if granularity == "per_tensor" else "per_tensor"
@@ -263,7 +265,8 @@ def grade_accuracy_drop(points: float, model: str = "depthwise", granularity: st
          (-expected, "Your sign is flipped: the drop is FP32 accuracy minus quantized accuracy."),
          (expected / fp32, "That is a relative change (divided by the FP32 accuracy); give the plain difference in points."),
          (drop(other), f"That is the drop with {other} weights; use granularity={granularity!r}.")],
-        "Evaluate the FP32 model and quantize_model(model, 8, 8, granularity) with qlab.evaluation.evaluate; subtract.",
+        "Evaluate the FP32 model and quantize_model(model, 8, 8, granularity, calib_data=calibration_data()) "
+        "with qlab.evaluation.evaluate; subtract.",
     )
 
 

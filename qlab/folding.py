@@ -23,6 +23,18 @@ import torch
 from torch import nn
 
 
+def bn_factors(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
+    """Per-channel factor k = gamma / sqrt(var + eps) of an eval-mode BatchNorm (gamma = 1 if not affine).
+
+    Computed as in :func:`fold_bn_weights` (``gamma * rsqrt(var + eps)``), so ``W' = W * k[c]``
+    bit for bit.
+    """
+    if bn.running_var is None:
+        raise ValueError("BatchNorm without running statistics has no fixed per-channel factor")
+    gamma = torch.ones_like(bn.running_var) if bn.weight is None else bn.weight.detach()
+    return gamma * torch.rsqrt(bn.running_var + bn.eps)
+
+
 def fold_bn_weights(
     conv_w: torch.Tensor,
     conv_b: torch.Tensor | None,
@@ -40,13 +52,16 @@ def fold_bn_weights(
     conv_b = torch.zeros_like(bn_mean) if conv_b is None else conv_b
     bn_gamma = torch.ones_like(bn_mean) if bn_gamma is None else bn_gamma
     bn_beta = torch.zeros_like(bn_mean) if bn_beta is None else bn_beta
-    rsqrt = torch.rsqrt(bn_var + bn_eps)
+    rsqrt = torch.rsqrt(bn_var + bn_eps)  # bn_factors() = bn_gamma * rsqrt
     shape = [-1] + [1] * (conv_w.dim() - 1)
     return conv_w * (bn_gamma * rsqrt).reshape(shape), (conv_b - bn_mean) * rsqrt * bn_gamma + bn_beta
 
 
-def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A new Conv2d (with bias) equal to ``bn(conv(x))`` in eval mode."""
+FOLDABLE = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d))
+
+
+def fold_conv_bn(conv: nn.Conv1d | nn.Conv2d, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> nn.Module:
+    """A new conv (with bias) equal to ``bn(conv(x))`` in eval mode."""
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("BatchNorm without running statistics cannot be folded")
     folded = copy.deepcopy(conv)
@@ -60,19 +75,27 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return folded
 
 
-def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
-    """A copy of a Sequential model with every Conv2d -> BatchNorm2d pair folded into one Conv2d.
+def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+    return any(type(conv) is c and type(bn) is b for c, b in FOLDABLE)
 
-    The BatchNorm is replaced by ``nn.Identity`` so layer names and positions stay the same.
-    The original model is left untouched. The copy is in eval mode.
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every conv -> BatchNorm pair folded into one conv.
+
+    Pairs are adjacent children of an ``nn.Sequential`` (at any depth), where registration
+    order is data flow: Conv1d -> BatchNorm1d or Conv2d -> BatchNorm2d. The BatchNorm is
+    replaced by ``nn.Identity`` so layer names and positions stay the same. BatchNorms
+    elsewhere are left as they are (their order of use is unknown). The original model is
+    left untouched; the copy is in eval mode.
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"fold_batchnorm needs an nn.Sequential model, got {type(model).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fold_batchnorm needs an nn.Module, got {type(model).__name__}")
     folded = copy.deepcopy(model).eval()
-    names = [name for name, _ in folded.named_children()]
-    for name, nxt in zip(names, names[1:]):
-        conv, bn = getattr(folded, name), getattr(folded, nxt)
-        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-            setattr(folded, name, fold_conv_bn(conv, bn))
-            setattr(folded, nxt, nn.Identity())
+    for seq in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
+        names = [name for name, _ in seq.named_children()]
+        for name, nxt in zip(names, names[1:]):
+            conv, bn = getattr(seq, name), getattr(seq, nxt)
+            if _foldable(conv, bn):
+                setattr(seq, name, fold_conv_bn(conv, bn))
+                setattr(seq, nxt, nn.Identity())
     return folded

@@ -9,6 +9,9 @@ conv-BN pair by position.
 
 Pretrained weights live in ``data/checkpoints/<name>.pt`` as
 ``{"state_dict": ..., "meta": {...}}`` and are produced by ``python -m qlab.train``.
+Each load checks the file's SHA-256 against ``SHA256SUMS`` next to it and, for the shipped
+checkpoints, against the hashes kept in code (:data:`CHECKPOINT_SHA256`), so a damaged
+``SHA256SUMS`` cannot make a damaged checkpoint look valid.
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ CHECKPOINT_DIR: Path = Path(__file__).resolve().parent.parent / "data" / "checkp
 
 MODEL_NAMES: tuple[str, ...] = ("cnn", "depthwise", "mlp")
 """Names accepted by :func:`build_model`, :func:`load_pretrained` and :func:`checkpoint_info`."""
+
+CHECKPOINT_SHA256: dict[str, str] = {
+    "cnn.pt": "5e7771588e550fb420777c1adad2bf24d81bfab5c5521c3906afbfc34a29c4d5",
+    "depthwise.pt": "d0eaacf96ad253790c5b200c6c044b48af18016c7c069d4b05984ac2dea35436",
+    "mlp.pt": "6bbfd714d2f958c977e158f96854bf41ada8dc9d64b636e3aaab5b345ac66102",
+}
+"""SHA-256 of the shipped checkpoints (same values as ``data/checkpoints/SHA256SUMS``).
+A retrained checkpoint in :data:`CHECKPOINT_DIR` must have its hash updated here."""
 
 
 def _conv_bn(
@@ -147,7 +158,8 @@ def _expected_sha256(sums_path: Path, filename: str, restore_hint: str) -> str:
 
 
 def _load_checkpoint(name: str, root: Path | None) -> dict[str, Any]:
-    """Verify ``<root>/<name>.pt`` against ``<root>/SHA256SUMS`` and load it (weights only)."""
+    """Verify ``<root>/<name>.pt`` against ``<root>/SHA256SUMS`` (and, in the default
+    directory, :data:`CHECKPOINT_SHA256`) and load it (weights only)."""
     _check_name(name)
     root = CHECKPOINT_DIR if root is None else Path(root)
     path = root / f"{name}.pt"
@@ -155,7 +167,13 @@ def _load_checkpoint(name: str, root: Path | None) -> dict[str, Any]:
         "Restore it with `git checkout -- data/checkpoints` or retrain with "
         f"`python -m qlab.train {name}`."
     )
-    verify_sha256(path, _expected_sha256(root / "SHA256SUMS", path.name, hint), hint)
+    expected = _expected_sha256(root / "SHA256SUMS", path.name, hint)
+    if root.resolve() == CHECKPOINT_DIR.resolve() and expected != CHECKPOINT_SHA256[path.name]:
+        raise DataIntegrityError(
+            f"{root / 'SHA256SUMS'} lists {expected} for {path.name} but qlab.models.CHECKPOINT_SHA256 "
+            f"expects {CHECKPOINT_SHA256[path.name]}. {hint} After retraining, update CHECKPOINT_SHA256."
+        )
+    verify_sha256(path, expected, hint)
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

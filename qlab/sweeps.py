@@ -24,12 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from qlab import metrics
 from qlab.calibration import CALIBRATORS, calibrate
-from qlab.evaluation import evaluate
-from qlab.ptq import PTQCache, quantize_model
 from qlab.quantizer import QuantSpec, minmax_quantized, quantize_on_range
 
 DB_PER_BIT = 20 * math.log10(2)  # one more bit halves the step: noise power / 4 -> 6.02 dB
@@ -177,18 +174,3 @@ def compare_calibrators(
         rows.append(CalibratorRow(name, lo, hi, metrics.mse(x, x_hat), metrics.sqnr_db(x, x_hat)))
     return rows
 
-
-def accuracy_by_calibrator(
-    model: nn.Module, cache: PTQCache, act_bits_list: Sequence[int], methods: Sequence[str] = tuple(CALIBRATORS), weight_bits: int = 8
-) -> dict[int, dict[str, float]]:
-    """Test accuracy of ``model`` with static activations at each act_bits and calibrator.
-
-    Weights: ``weight_bits`` per-channel symmetric; ``cache`` shares BN folding, calibration
-    activations and calibrated ranges across all runs (``qlab.ptq.PTQCache``).
-    """
-    return {
-        bits: {
-            m: evaluate(quantize_model(model, weight_bits, bits, "per_channel", True, m, cache=cache)) for m in methods
-        }
-        for bits in act_bits_list
-    }

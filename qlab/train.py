@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from tqdm import tqdm
 
 from qlab.data import load_fashion_mnist, sha256_file
 from qlab.evaluation import evaluate
-from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, build_model, checkpoint_info
+from qlab.models import CHECKPOINT_DIR, CHECKPOINT_SHA256, MODEL_NAMES, build_model, checkpoint_info
 
 __all__ = ["NUM_THREADS", "TRAIN_CONFIGS", "TrainConfig", "main", "train_model", "write_checksums", "write_readme"]
 
@@ -197,6 +198,18 @@ def main(argv: list[str] | None = None) -> None:
         )
     write_checksums(args.out)
     write_readme(args.out)
+    _warn_on_changed_checkpoints(args.out, args.models)
+
+
+def _warn_on_changed_checkpoints(out_dir: Path, names: list[str]) -> None:
+    """Tell the user to update ``qlab.models.CHECKPOINT_SHA256`` if a shipped checkpoint changed."""
+    if out_dir.resolve() != CHECKPOINT_DIR.resolve():
+        return
+    for name in names:
+        digest = sha256_file(out_dir / f"{name}.pt")
+        if digest != CHECKPOINT_SHA256[f"{name}.pt"]:
+            print(f"{name}.pt changed: set CHECKPOINT_SHA256[{name + '.pt'!r}] = {digest!r} in qlab/models.py",
+                  file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from qlab.dashboards import PerChannelDashboard, WholeModelPTQDashboard
 from qlab.dashboards.whole_model_ptq import FLOAT
 from qlab.evaluation import evaluate
 from qlab.models import load_pretrained
-from qlab.ptq import PTQSession, model_size, quantize_model, quantize_weight, weighted_layers
+from qlab.ptq import quantize_model, quantize_weight, weighted_layers
+from qlab.report import model_size
+from qlab.session import PTQSession, calibration_data
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def visible_heights(bars) -> list[float]:
 
 def expected_accuracy(name: str, **config) -> tuple[float, list]:
     """Accuracy and report straight from quantize_model (no cache, no memo)."""
-    qmodel = quantize_model(load_pretrained(name), **config)
+    qmodel = quantize_model(load_pretrained(name), calib_data=calibration_data(), **config)
     return evaluate(qmodel), qmodel.report
 
 
@@ -92,7 +94,7 @@ def test_whole_model_matches_quantize_model(
     whole.granularity_dropdown.value = granularity
     whole.calibrator_dropdown.value = calibrator
     whole.act_mode_dropdown.value = mode
-    config = dict(weight_bits=wbits, act_bits=abits, granularity=granularity, calibration=calibrator, act_mode=mode)
+    config = dict(weight_bits=wbits, act_bits=abits, granularity=granularity, calibrator=calibrator, act_mode=mode)
     accuracy, report = expected_accuracy(model, **config)
     assert whole.last_error is None and whole.state.result.accuracy == accuracy
     fp, q = model_size(report)

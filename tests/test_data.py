@@ -118,3 +118,14 @@ def test_calibration_subset_is_the_documented_training_subset() -> None:
 def test_calibration_subset_rejects_bad_n(n: object) -> None:
     with pytest.raises(ValueError, match="n must be an int"):
         calibration_subset(n)  # type: ignore[arg-type]
+
+
+def test_a_file_changed_on_disk_is_checked_again(tmp_path: Path) -> None:
+    root = _copy_test_split(tmp_path)
+    load_fashion_mnist("test", root=root)
+    path = root / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataIntegrityError, match="t10k-labels-idx1-ubyte.gz"):
+        load_fashion_mnist("test", root=root)

@@ -82,14 +82,16 @@ def test_symmetric_scale_hints(scale: float, hint: str) -> None:
 
 # Lessons 05-06 -------------------------------------------------------------------------
 from qlab.metrics import sqnr_db  # noqa: E402
-from qlab.ptq import PTQCache, model_size, quantize_model, quantize_weight, weighted_layers  # noqa: E402
+from qlab.folding import fold_batchnorm  # noqa: E402
+from qlab.ptq import quantize_model, quantize_weight, weighted_layers  # noqa: E402
+from qlab.report import model_size  # noqa: E402
 
 
 def _depthwise_weights(layer: str = "block1_dw_conv"):
     from qlab.models import load_pretrained
 
     model = load_pretrained("depthwise")
-    folded = dict(weighted_layers(PTQCache.build(model).folded))[layer].weight.detach()
+    folded = dict(weighted_layers(fold_batchnorm(model)))[layer].weight.detach()
     return dict(weighted_layers(model))[layer].weight.detach(), folded
 
 
@@ -141,8 +143,10 @@ def test_accuracy_drop_correct_and_hints() -> None:
 
     net = load_pretrained("depthwise")
     fp32 = evaluate(net)
-    drop = 100 * (fp32 - evaluate(quantize_model(net, 8, 8, "per_tensor")))
-    other = 100 * (fp32 - evaluate(quantize_model(net, 8, 8, "per_channel")))
+    from qlab.session import calibration_data
+
+    drop = 100 * (fp32 - evaluate(quantize_model(net, 8, 8, "per_tensor", calib_data=calibration_data())))
+    other = 100 * (fp32 - evaluate(quantize_model(net, 8, 8, "per_channel", calib_data=calibration_data())))
     assert ex.grade_accuracy_drop(drop).correct
     for value, hint in [(drop / 100, "POINTS"), (-drop, "sign is flipped"), (drop / fp32, "relative"), (other, "per_channel"), (50.0, "subtract")]:
         fb = ex.grade_accuracy_drop(value)

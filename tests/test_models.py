@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from qlab.data import DataIntegrityError
+from qlab.data import DataIntegrityError, sha256_file
 from qlab.evaluation import evaluate
-from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, build_model, checkpoint_info, load_pretrained
+from qlab import models
+from qlab.models import CHECKPOINT_DIR, CHECKPOINT_SHA256, MODEL_NAMES, build_model, checkpoint_info, load_pretrained
 
 ACCURACY_THRESHOLDS = {"cnn": 0.91, "depthwise": 0.89, "mlp": 0.88}
 ALLOWED_LAYERS = (
@@ -117,3 +118,21 @@ def test_missing_checkpoint_and_checksum_entry(checkpoint_copy: Path) -> None:
 def test_unknown_model_name_lists_valid_names(function: object) -> None:
     with pytest.raises(ValueError, match=r"'resnet'.*'cnn', 'depthwise', 'mlp'"):
         function("resnet")  # type: ignore[operator]
+
+
+def test_shipped_checkpoint_hashes_are_kept_in_code_and_match_sha256sums() -> None:
+    listed = dict(reversed(line.split()) for line in (CHECKPOINT_DIR / "SHA256SUMS").read_text().splitlines())
+    assert listed == CHECKPOINT_SHA256
+    for filename, digest in CHECKPOINT_SHA256.items():
+        assert sha256_file(CHECKPOINT_DIR / filename) == digest
+
+
+def test_a_damaged_checkpoint_with_a_matching_sha256sums_is_rejected(checkpoint_copy: Path, monkeypatch) -> None:
+    path = checkpoint_copy / "mlp.pt"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    (checkpoint_copy / "SHA256SUMS").write_text(f"{sha256_file(path)}  mlp.pt\n")
+    monkeypatch.setattr(models, "CHECKPOINT_DIR", checkpoint_copy)
+    with pytest.raises(DataIntegrityError, match="CHECKPOINT_SHA256"):
+        load_pretrained("mlp")

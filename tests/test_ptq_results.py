@@ -20,6 +20,7 @@ import pytest
 from qlab.evaluation import evaluate
 from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.ptq import PTQCache, quantize_model
+from qlab.session import build_cache
 
 
 RESULTS = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/ptq_accuracy.json").read_text())
@@ -32,7 +33,7 @@ def _fp32(name: str) -> float:
 
 @functools.cache
 def _cache(name: str) -> PTQCache:
-    return PTQCache.build(load_pretrained(name))
+    return build_cache(load_pretrained(name))
 
 
 def _accuracy(name: str, **config) -> float:

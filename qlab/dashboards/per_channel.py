@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import torch
 
-from qlab.affine import qrange
 from qlab.dashboards._base import Dashboard
-from qlab.ptq import GRANULARITIES, PTQResult, PTQSession, quantize_weight, weighted_layers
+from qlab.ptq import GRANULARITIES, erased_channels, quantize_weight, weighted_layers
+from qlab.session import PTQResult, PTQSession
 from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
 
 MODEL = "depthwise"
@@ -103,7 +103,7 @@ class PerChannelDashboard(Dashboard):
     def readout_lines(self, s: PerChannelState) -> list[str]:
         sqnr = [r.weight_sqnr_db for r in s.result.report]
         worst = min(s.result.report, key=lambda r: r.weight_sqnr_db)
-        erased = int((s.channel_scales * qrange(s.bits, signed=True)[1] < s.tensor_scale / 2).sum())  # max|w_c| < s/2
+        erased = erased_channels(s.channel_scales, s.tensor_scale, s.bits)
         return [
             f"weights: {s.bits} bits, {self._label(s)}, symmetric; activations float",
             f"test accuracy (10,000 images): {100 * s.result.accuracy:.2f}% (FP32 {100 * s.fp32_accuracy:.2f}%, "

@@ -26,7 +26,7 @@ import torch
 from qlab.dashboards._base import Dashboard
 from qlab.dashboards.bit_width import folded_weights
 from qlab.models import load_pretrained
-from qlab.ptq import PTQCache
+from qlab.session import build_cache
 from qlab.sweeps import SplitCurve, clip_rounding_curve, percentile_of_abs, threshold_range
 from qlab.viz import CLIP_COLOR, plain_log_axis, plot_error_split, vertical_segments
 
@@ -53,7 +53,7 @@ class Tensor:
 
 def lesson_tensors() -> dict[str, tuple[torch.Tensor, bool]]:
     """The two real tensors (values, signed?): folded conv weights and long-tailed activations."""
-    cache = PTQCache.build(load_pretrained("cnn"))
+    cache = build_cache(load_pretrained("cnn"))
     return {
         f"weights of cnn {WEIGHT_LAYER}": (folded_weights()[WEIGHT_LAYER], True),
         f"input activations of cnn {ACTIVATION_LAYER}": (cache.layer_inputs[ACTIVATION_LAYER].flatten(), False),

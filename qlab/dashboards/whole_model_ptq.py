@@ -18,7 +18,9 @@ from matplotlib.ticker import MaxNLocator
 from qlab.calibration import CALIBRATORS
 from qlab.dashboards._base import Dashboard
 from qlab.models import MODEL_NAMES
-from qlab.ptq import ACT_MODES, PTQResult, PTQSession, model_size, weighted_layers
+from qlab.ptq import ACT_MODES, weighted_layers
+from qlab.report import model_size
+from qlab.session import PTQResult, PTQSession
 from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
 
 FLOAT = 0  # the "float" activation choice (a Dropdown value of None would show as no selection)
@@ -43,7 +45,7 @@ def describe(config: dict) -> str:
     weights = f"W{config['weight_bits']} {config['granularity']}"
     if config["act_bits"] is None:
         return f"{weights}, activations float"
-    how = f"static ({config['calibration']})" if config["act_mode"] == "static" else "dynamic"
+    how = f"static ({config['calibrator']})" if config["act_mode"] == "static" else "dynamic"
     return f"{weights}, A{config['act_bits']} {how}"
 
 
@@ -96,7 +98,7 @@ class WholeModelPTQDashboard(Dashboard):
             "weight_bits": self.weight_bits_slider.value,
             "act_bits": self.act_bits_dropdown.value or None,
             "granularity": self.granularity_dropdown.value,
-            "calibration": self.calibrator_dropdown.value,
+            "calibrator": self.calibrator_dropdown.value,
             "act_mode": self.act_mode_dropdown.value,
         }
 

@@ -1,0 +1,122 @@
+"""PTQ on the shipped models and Fashion-MNIST: the session that dashboards, lessons and benchmarks share.
+
+:mod:`qlab.ptq` holds the pure transforms and needs its calibration data passed in; this
+module supplies the course's defaults (the pretrained models, :func:`calibration_data` = 512
+training images) and caches everything a dashboard control change does not alter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from qlab.calibration import CALIBRATORS
+from qlab.data import calibration_subset
+from qlab.evaluation import evaluate
+from qlab.models import load_pretrained
+from qlab.ptq import PTQCache, quantize_model
+from qlab.report import PTQReport
+
+CALIBRATION_IMAGES = 512
+
+
+def calibration_data(n: int = CALIBRATION_IMAGES) -> torch.Tensor:
+    """The course's calibration set: ``qlab.data.calibration_subset(n)`` (training images only)."""
+    return calibration_subset(n)
+
+
+def build_cache(model: nn.Module, fold_bn: bool = True) -> PTQCache:
+    """``PTQCache.build(model, calibration_data(), fold_bn)``."""
+    return PTQCache.build(model, calibration_data(), fold_bn)
+
+
+@dataclass(frozen=True)
+class PTQResult:
+    """Test accuracy (full 10,000-image test set) and report of one PTQ configuration."""
+
+    accuracy: float
+    report: PTQReport
+
+
+class PTQSession:
+    """The reference models, their :class:`PTQCache` and FP32 accuracy, each built on first use.
+
+    :meth:`run` quantizes and evaluates one configuration; with ``memoize=True`` the result
+    of an already visited configuration is returned without recomputing it (dashboards use
+    this; benchmarks turn it off to measure unvisited configurations).
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, nn.Module] = {}
+        self._caches: dict[str, PTQCache] = {}
+        self._fp32: dict[str, float] = {}
+        self._results: dict[tuple, PTQResult] = {}
+
+    def model(self, name: str) -> nn.Module:
+        """The pretrained model ``name`` (a key of ``qlab.models.MODEL_NAMES``)."""
+        if name not in self._models:
+            self._models[name] = load_pretrained(name)
+        return self._models[name]
+
+    def cache(self, name: str) -> PTQCache:
+        """The PTQCache of model ``name`` (folded model, calibration inputs, ranges)."""
+        if name not in self._caches:
+            self._caches[name] = build_cache(self.model(name))
+        return self._caches[name]
+
+    def fp32_accuracy(self, name: str) -> float:
+        """Test accuracy of the float model ``name``."""
+        if name not in self._fp32:
+            self._fp32[name] = evaluate(self.model(name))
+        return self._fp32[name]
+
+    def run(self, name: str, memoize: bool = True, **config) -> PTQResult:
+        """Accuracy and report of ``quantize_model(model, **config)`` on the test set."""
+        key = (name, tuple(sorted(config.items())))
+        if memoize and key in self._results:
+            return self._results[key]
+        qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)
+        result = PTQResult(evaluate(qmodel), qmodel.report)
+        if memoize:
+            self._results[key] = result
+        return result
+
+    def warm_up(self, name: str, calibrators: list[str], act_bits: list[int]) -> dict[str, float]:
+        """Do the first-time work for model ``name``; return its cost in seconds, by item.
+
+        Items: building the PTQCache (BN folding + calibration activations) plus the FP32
+        evaluation, then each calibrator over all ``act_bits``.
+        """
+        costs = {}
+        start = time.perf_counter()
+        self.cache(name)
+        self.fp32_accuracy(name)
+        costs[f"{name}: PTQ cache + FP32 accuracy"] = time.perf_counter() - start
+        for calibrator in calibrators:
+            start = time.perf_counter()
+            for bits in act_bits:
+                self.cache(name).act_ranges(calibrator, bits)
+            costs[f"{name}: {calibrator} calibration ({', '.join(map(str, act_bits))} bits)"] = time.perf_counter() - start
+        return costs
+
+
+def accuracy_by_calibrator(
+    model: nn.Module, cache: PTQCache, act_bits_list: Sequence[int], calibrators: Sequence[str] = tuple(CALIBRATORS),
+    weight_bits: int = 8,
+) -> dict[int, dict[str, float]]:
+    """Test accuracy of ``model`` with static activations at each act_bits and calibrator.
+
+    Weights: ``weight_bits`` per-channel symmetric; ``cache`` (built with calibration data)
+    shares BN folding, calibration activations and calibrated ranges across all runs.
+    """
+    return {
+        bits: {
+            c: evaluate(quantize_model(model, weight_bits, bits, "per_channel", True, c, cache=cache))
+            for c in calibrators
+        }
+        for bits in act_bits_list
+    }
