@@ -465,3 +465,20 @@ def test_picks_ignore_one_ulp_changes_that_cross_no_decision(calibrator):
     assert cross.any()
     z = torch.where(cross, y, x)
     _same_pair(cal.calibrate(z, calibrator, bits=4), cal.calibrate(x, calibrator, bits=4))
+
+
+def test_histogram_pick_survives_a_one_ulp_change_of_the_maximum():
+    # torch's float32 search floors (j - start) * bin_width / dst_bin_width, which sits exactly on
+    # an integer for many bins; which side float32 rounds to follows the last bits of max - min.
+    # Here scaling the maximum by (1 + 2^-23) moved torch.ao's HistogramObserver (4-bit grid) from
+    # end bin 1281 to 1282; the search in exact bin units keeps its pick.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(5000, generator=gen)) * torch.rand(5000, generator=gen) * 3
+    y = x.clone()
+    y[x.argmax()] *= 1 + 2**-23
+
+    def end_bin(data):
+        lo, hi = cal.histogram_range(data, bits=4)
+        return round(float((hi - lo) / ((data.max() - data.min()) / 2048)))
+
+    assert end_bin(x) == end_bin(y) == 1281
