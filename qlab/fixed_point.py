@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qlab._checks import MAX_BITS, MIN_BITS, numpy_io
+from qlab._checks import MAX_BITS, MIN_BITS, check_bool, numpy_io
 from qlab.affine import dequantize, qrange, quantize
 from qlab.rounding import RoundingMode
 
@@ -58,7 +58,8 @@ def fixed_point_format(m: int, n: int, signed: bool = True) -> FixedPointFormat:
     Word sizes from 2 to 16 bits are supported (the range of ``qlab.affine.qrange``).
     """
     _check_mn(m, n)
-    total = int(m) + int(n) + int(bool(signed))
+    signed = check_bool(signed, "signed")
+    total = int(m) + int(n) + int(signed)
     if not MIN_BITS <= total <= MAX_BITS:
         raise ValueError(
             f"Q{m}.{n} ({'signed' if signed else 'unsigned'}) needs a {total}-bit word; "

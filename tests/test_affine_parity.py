@@ -23,7 +23,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
 
-MANY = settings(max_examples=1000)
+
+
+def MANY(test):  # noqa: N802 - reads as a decorator constant
+    """1000 hypothesis examples per property: seconds each, so marked slow."""
+    return pytest.mark.slow(settings(max_examples=1000)(test))
 
 
 def _observer(bits: int, signed: bool, axis: int | None, symmetric: bool):
@@ -165,9 +169,17 @@ def test_torch_symmetric_clips_amax_by_half_a_step():
     assert float(y[1]) == pytest.approx(127 / 127.5) and float(y[1]) < 1.0
 
 
-def test_qparams_from_range_matches_observer_on_given_range():
-    s, z = qparams_from_range(-1.0, 3.0, bits=8, signed=False)
-    assert float(s) == pytest.approx(4.0 / 255) and int(z) == 64
+@pytest.mark.parametrize(("lo", "hi"), [(-1.0, 3.0), (0.5, 2.0), (-7.25, -0.1), (-1e-3, 1e4)])
+@pytest.mark.parametrize(("bits", "signed"), [(8, False), (8, True), (4, False)])
+def test_qparams_from_range_matches_observer_on_given_range(lo, hi, bits, signed):
+    qmin, qmax = qlab.qrange(bits, signed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = MinMaxObserver(dtype=torch.qint8 if signed else torch.quint8, quant_min=qmin, quant_max=qmax)
+        obs(torch.tensor([lo, hi]))
+        ref_scale, ref_zp = obs.calculate_qparams()
+    s, z = qparams_from_range(lo, hi, bits=bits, signed=signed)
+    assert torch.equal(s, ref_scale.reshape(())) and torch.equal(z, ref_zp.reshape(()).to(torch.int32))
 
 
 @pytest.mark.parametrize("bits", range(2, 17))

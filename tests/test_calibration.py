@@ -452,3 +452,33 @@ def test_percentile_moves_by_an_ulp_when_the_data_do():
     y[9984] *= 1 + 2**-23
     assert cal.percentile_range(x, 99.845)[1].item() == np.float32(0.99999994)
     assert cal.percentile_range(y, 99.845)[1].item() == 1.0
+
+
+@pytest.mark.parametrize("calibrator", ["percentile", "mse", "entropy", "histogram"])
+def test_picks_ignore_one_ulp_changes_that_cross_no_decision(calibrator):
+    # post-ReLU-like data; the values that cross a histogram bin edge when scaled by (1 + 2^-23)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(20_000, generator=gen)) * torch.rand(20_000, generator=gen) * 3
+    y = x * (1 + 2**-23)
+    top = x.max().double()
+    cross = (torch.floor(x.double() * 2048 / top) != torch.floor(y.double() * 2048 / top)) & (x < x.max())
+    assert cross.any()
+    z = torch.where(cross, y, x)
+    _same_pair(cal.calibrate(z, calibrator, bits=4), cal.calibrate(x, calibrator, bits=4))
+
+
+def test_histogram_pick_survives_a_one_ulp_change_of_the_maximum():
+    # torch's float32 search floors (j - start) * bin_width / dst_bin_width, which sits exactly on
+    # an integer for many bins; which side float32 rounds to follows the last bits of max - min.
+    # Here scaling the maximum by (1 + 2^-23) moved torch.ao's HistogramObserver (4-bit grid) from
+    # end bin 1281 to 1282; the search in exact bin units keeps its pick.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(5000, generator=gen)) * torch.rand(5000, generator=gen) * 3
+    y = x.clone()
+    y[x.argmax()] *= 1 + 2**-23
+
+    def end_bin(data):
+        lo, hi = cal.histogram_range(data, bits=4)
+        return round(float((hi - lo) / ((data.max() - data.min()) / 2048)))
+
+    assert end_bin(x) == end_bin(y) == 1281

@@ -94,3 +94,9 @@ def test_from_fixed_rejects_out_of_range_codes():
         fp.from_fixed(torch.tensor([200]), 1, 6)
     with pytest.raises(TypeError, match="integer"):
         fp.from_fixed(torch.tensor([1.0]), 1, 6)
+
+
+def test_signed_flag_must_be_a_boolean():
+    # bool("False") is True: the string used to give a signed format silently
+    with pytest.raises(TypeError, match="signed must be True or False"):
+        fp.fixed_point_format(1, 6, signed="False")
