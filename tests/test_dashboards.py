@@ -35,6 +35,22 @@ def test_registry_builds_displayable_dashboards(name: str) -> None:
     assert matplotlib.get_backend() == backend, "building a dashboard must not switch the global backend"
 
 
+def test_each_lesson_displays_the_dashboard_registered_under_its_number() -> None:
+    """REGISTRY's "NN ..." entry is the class lesson NN's notebook imports and displays."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    shown = {}
+    for path in notebooks:
+        source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        shown[path.name[:2]] = re.findall(r"^from qlab\.dashboards import (\w+)$", source, re.M)
+    registered = {name[:2]: [cls.__name__] for name, cls in REGISTRY.items()}
+    assert shown == registered
+
+
 @pytest.mark.parametrize("bits", [2, 5, 12])
 @pytest.mark.parametrize("clip", [0.1, 0.8, 2.0])
 def test_signal_plot_equals_fake_quantize(signal_dash: SignalQuantizerDashboard, bits: int, clip: float) -> None:
