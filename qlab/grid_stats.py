@@ -1,11 +1,9 @@
-"""What the lesson 03-05 dashboards show about one tensor on one grid, computed without widgets.
+"""What the lesson 03-04 dashboards show about one tensor on one grid, computed without widgets.
 
 - :func:`grid_stats` (lesson 03): min/max quantization of a weight tensor and its error:
   levels used, MSE, max |error| and SQNR = 10 log10(sum w^2 / sum (w - Q(w))^2).
 - :func:`range_sweep` (lesson 04): the clipping/rounding split of the fake-quantization MSE
   at thresholds t = f * max|x| for every bit width, with the histogram of |x| and a percentile.
-- :func:`erased_channels` (lesson 05): how many output channels one per-tensor scale rounds
-  to all zeros.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import numpy as np
 import torch
 
 from qlab import metrics
-from qlab.ptq import quantize_weight
 from qlab.sweeps import Quantized, SplitCurve, clip_rounding_curve, percentile_of_abs, quantize_minmax
 
 
@@ -79,13 +76,3 @@ def range_sweep(
     curves = {b: clip_rounding_curve(x, thresholds, b, signed) for b in bits}
     counts, edges = np.histogram(x.abs().numpy(), bins=hist_bins, range=(0.0, amax))
     return RangeSweep(name, x, signed, amax, percentile_of_abs(x, percentile_p), percentile_p, (counts, edges), curves)
-
-
-def erased_channels(w: torch.Tensor, bits: int) -> int:
-    """Output channels of ``w`` that one symmetric per-tensor scale rounds to all zeros.
-
-    With s = max|w| / (2^(b-1) - 1), channel c is erased when every round(w_c / s) is 0,
-    i.e. when max|w_c| <= s/2 (half to even sends s/2 itself to 0).
-    """
-    w_hat = quantize_weight(w.detach(), bits, "per_tensor").weight  # 0 exactly where the code is 0
-    return int((w_hat.reshape(w.shape[0], -1) == 0).all(dim=1).sum())

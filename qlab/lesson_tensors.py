@@ -15,6 +15,7 @@ import functools
 
 import torch
 
+from qlab.data import calibration_subset
 from qlab.models import load_pretrained
 from qlab.ptq import PTQCache, weighted_layers
 
@@ -28,8 +29,9 @@ TAIL_LAYER = "fc"
 
 @functools.cache
 def ptq_cache(model: str) -> PTQCache:
-    """The :class:`qlab.ptq.PTQCache` of a pretrained model (folded copy, calibration inputs)."""
-    return PTQCache.build(load_pretrained(model))
+    """The :class:`qlab.ptq.PTQCache` of a pretrained model: its BN-folded copy and the inputs
+    of its weighted layers on the calibration images (``qlab.data.calibration_subset()``)."""
+    return PTQCache.build(load_pretrained(model), calibration_subset())
 
 
 def folded_weights(model: str = BIT_WIDTH_MODEL) -> dict[str, torch.Tensor]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import torch
 
+from qlab.affine import qrange
 from qlab.dashboards._base import Dashboard
-from qlab.grid_stats import erased_channels
 from qlab.ptq import GRANULARITIES, PTQResult, PTQSession, quantize_weight, weighted_layers
 from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
 
@@ -35,7 +35,6 @@ class PerChannelState:
     layer: str
     channel_scales: torch.Tensor
     tensor_scale: float
-    erased: int  # channels of ``layer`` that the per-tensor scale rounds to all zeros
 
 
 class PerChannelDashboard(Dashboard):
@@ -80,7 +79,6 @@ class PerChannelDashboard(Dashboard):
         return PerChannelState(
             bits, granularity, group_size, result, self.session.fp32_accuracy(MODEL), layer,
             quantize_weight(w, bits, "per_channel").scale, float(quantize_weight(w, bits, "per_tensor").scale),
-            erased_channels(w, bits),
         )
 
     def redraw(self, s: PerChannelState) -> None:
@@ -105,11 +103,12 @@ class PerChannelDashboard(Dashboard):
     def readout_lines(self, s: PerChannelState) -> list[str]:
         sqnr = [r.weight_sqnr_db for r in s.result.report]
         worst = min(s.result.report, key=lambda r: r.weight_sqnr_db)
+        erased = int((s.channel_scales * qrange(s.bits, signed=True)[1] < s.tensor_scale / 2).sum())  # max|w_c| < s/2
         return [
             f"weights: {s.bits} bits, {self._label(s)}, symmetric; activations float",
             f"test accuracy (10,000 images): {100 * s.result.accuracy:.2f}% (FP32 {100 * s.fp32_accuracy:.2f}%, "
             f"drop {100 * (s.fp32_accuracy - s.result.accuracy):.2f} points)",
             f"weight SQNR over layers: min {min(sqnr):.1f} dB ({worst.name}), mean {sum(sqnr) / len(sqnr):.1f} dB",
             f"{s.layer}: per-channel scales {float(s.channel_scales.min()):.3g} .. {float(s.channel_scales.max()):.3g}, "
-            f"per-tensor scale {s.tensor_scale:.3g}; channels rounded entirely to 0 per tensor: {s.erased}",
+            f"per-tensor scale {s.tensor_scale:.3g}; channels rounded entirely to 0 per tensor: {erased}",
         ]
