@@ -7,6 +7,7 @@ import pytest
 
 from qlab.dashboards import PerChannelDashboard, WholeModelPTQDashboard
 from qlab.dashboards.whole_model_ptq import FLOAT
+from qlab.data import calibration_subset
 from qlab.evaluation import evaluate
 from qlab.models import load_pretrained
 from qlab.ptq import PTQSession, model_size, quantize_model, quantize_weight, weighted_layers
@@ -33,7 +34,7 @@ def visible_heights(bars) -> list[float]:
 
 def expected_accuracy(name: str, **config) -> tuple[float, list]:
     """Accuracy and report straight from quantize_model (no cache, no memo)."""
-    qmodel = quantize_model(load_pretrained(name), **config)
+    qmodel = quantize_model(load_pretrained(name), calib_data=calibration_subset(), **config)
     return evaluate(qmodel), qmodel.report
 
 
