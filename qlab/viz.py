@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
+from matplotlib.container import BarContainer
 from matplotlib.lines import Line2D
 from matplotlib.text import Annotation, Text
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 ArrayLike = np.ndarray | Sequence[float]
 
@@ -97,7 +99,6 @@ def move_bracket(bracket: tuple[Annotation, Text], x0: float, x1: float, y: floa
 
 
 # Lessons 05-06: per-layer and per-channel bars, updated in place by the dashboards -----
-from matplotlib.container import BarContainer  # noqa: E402
 
 
 def bar_slots(ax: Axes, n: int, offset: float = 0.0, width: float = 0.8, **kwargs) -> BarContainer:
@@ -130,8 +131,6 @@ def plot_channel_ranges(ax: Axes, lo: ArrayLike, hi: ArrayLike, offset: float = 
 
 
 # Lessons 03 and 04 ----------------------------------------------------------------------
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
-
 CLIP_COLOR = "tab:red"
 
 

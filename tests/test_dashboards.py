@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import ipywidgets as widgets
 import matplotlib
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -12,6 +16,8 @@ from qlab import metrics, signals
 from qlab.affine import dequantize, fake_quantize, qparams_from_range, qrange, quantize
 from qlab.dashboards import REGISTRY, Dashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard
 from qlab.dashboards import rounding_and_clamping
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +39,32 @@ def test_registry_builds_displayable_dashboards(name: str) -> None:
     assert dash.canvas in dash.widget.children and dash.canvas.figure is dash.fig
     assert dash.last_error is None and dash.readout().startswith(dash.title)
     assert matplotlib.get_backend() == backend, "building a dashboard must not switch the global backend"
+
+
+def test_each_lesson_displays_the_dashboard_registered_under_its_number() -> None:
+    """REGISTRY's "NN ..." entry is the class lesson NN's notebook imports and displays."""
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    shown = {}
+    for path in notebooks:
+        source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        shown[path.name[:2]] = re.findall(r"^from qlab\.dashboards import (\w+)$", source, re.M)
+    registered = {name[:2]: [cls.__name__] for name, cls in REGISTRY.items()}
+    assert shown == registered
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_threads_and_budget_agree_with_notebook_and_latency_results(name: str) -> None:
+    """A dashboard runs with the torch threads its lesson's setup() sets, and the latency table
+    (benchmarks/results/dashboard_latency.md) measured it with those threads and its budget."""
+    cls = REGISTRY[name]
+    (notebook,) = (ROOT / "notebooks").glob(f"{name[:2]}_*.ipynb")
+    first = next(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    threads = re.search(r"^setup\((?:threads=(\d))?\)$", first, re.M)
+    assert threads is not None and int(threads.group(1) or 1) == cls.threads
+    (row,) = [line for line in (ROOT / "benchmarks" / "results" / "dashboard_latency.md").read_text().splitlines()
+              if line.startswith(f"| {name} |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[1]) == cls.threads and float(cells[2]) == cls.budget_ms
 
 
 @pytest.mark.parametrize("bits", [2, 5, 12])

@@ -8,9 +8,9 @@ import torch
 
 from qlab import metrics
 from qlab.affine import calc_qparams, fake_quantize, qrange
-from qlab.dashboards import REGISTRY, BitWidthDashboard, RangeChoiceDashboard
+from qlab.dashboards import BitWidthDashboard, RangeChoiceDashboard
 from qlab.dashboards import range_choice
-from qlab.sweeps import clip_rounding_error, percentile_of_abs
+from qlab.sweeps import clip_rounding_error
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,6 @@ def bit_dash() -> BitWidthDashboard:
 @pytest.fixture(scope="module")
 def range_dash() -> RangeChoiceDashboard:
     return RangeChoiceDashboard()
-
-
-def test_registered() -> None:
-    assert REGISTRY["03 bit width"] is BitWidthDashboard and REGISTRY["04 range choice"] is RangeChoiceDashboard
 
 
 @pytest.mark.parametrize("bits", [2, 5, 8])
@@ -97,14 +93,15 @@ def test_range_choice_sweet_spot_and_percentile(range_dash: RangeChoiceDashboard
     range_dash.bits_toggle.value = 4
     tensor = range_dash.tensors[range_dash.tensor_dropdown.value]
     assert not tensor.signed and tensor.amax == float(tensor.x.max())
-    assert tensor.p9999 == percentile_of_abs(tensor.x, 99.99) < tensor.amax
+    reference = torch.quantile(tensor.x.abs().double(), 0.9999).item()  # linear interpolation, in float64
+    assert tensor.percentile == pytest.approx(reference, rel=1e-6) and tensor.percentile < tensor.amax
     curve = tensor.curves[4]
     best = curve.best
     assert all(clip_rounding_error(tensor.x, curve.thresholds[i], 4, False).total >= curve.total[best] for i in (best - 1, best + 1))
     range_dash.threshold_slider.value = range_choice.FRACTIONS[best]
     assert range_dash.marker.get_data()[1][0] == curve.total.min()
     assert range_dash.best_line.get_xdata()[0] == pytest.approx(curve.thresholds[best])
-    assert f"(max is {tensor.amax / tensor.p9999:.2f}x larger)" in range_dash.readout()
+    assert f"(max is {tensor.amax / tensor.percentile:.2f}x larger)" in range_dash.readout()
 
 
 def test_range_choice_slider_extremes(range_dash: RangeChoiceDashboard) -> None:

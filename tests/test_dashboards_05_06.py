@@ -124,10 +124,5 @@ def test_whole_model_memo_returns_visited_result(whole: WholeModelPTQDashboard) 
 def test_warm_up_reports_first_time_costs(session: PTQSession) -> None:
     costs = session.warm_up("mlp", ["minmax", "entropy"], [8])
     assert set(costs) == {"mlp: PTQ cache + FP32 accuracy", "mlp: minmax calibration (8 bits)", "mlp: entropy calibration (8 bits)"}
-    assert all(s >= 0 for s in costs.values())
-    assert ("entropy", 8) in session.cache("mlp").ranges
-
-
-def test_dashboards_use_two_threads_and_whole_model_budget() -> None:
-    for cls in (PerChannelDashboard, WholeModelPTQDashboard):
-        assert cls.threads == 2 and cls.budget_ms == 300
+    warmed = session.cache("mlp").act_ranges("entropy", 8)
+    assert session.cache("mlp").act_ranges("entropy", 8) is warmed, "warm_up must leave the ranges cached"

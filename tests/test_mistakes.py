@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from qlab import metrics, mistakes
-from qlab.affine import calc_qparams, fake_quantize, qrange
 
 W_DEMO = torch.tensor([-10.0, 5.5, 10.0])
 
@@ -16,8 +15,11 @@ def weights() -> torch.Tensor:
 
 
 def correct(w: torch.Tensor, bits: int) -> torch.Tensor:
-    scale, zp = calc_qparams(w, bits)
-    return fake_quantize(w, scale, zp, *qrange(bits, signed=False))
+    """The right unsigned affine quantizer, via torch: s = (max - min) / (2^b - 1) over the range
+    widened to include 0, z = round(-min / s)."""
+    lo, hi = min(float(w.min()), 0.0), max(float(w.max()), 0.0)
+    scale = (hi - lo) / (2**bits - 1)
+    return torch.fake_quantize_per_tensor_affine(w, scale, round(-lo / scale), 0, 2**bits - 1)
 
 
 def test_multiply_by_scale_sends_5_5_to_zero() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -14,6 +16,8 @@ SECTIONS = ("Learning objectives", "Time estimate", "Prerequisites", "Summary", 
 MARKERS = ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_CHECK_OUTPUT", "# NBVAL_SKIP", "# NBVAL_RAISES_EXCEPTION")
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 TEXT_MIMES = ("text/plain", "text/html", "text/latex", "image/svg+xml")
+IMPORT_ROOTS = {"qlab", "torch", "numpy", "matplotlib", "IPython", "math"}
+FORMULA_CALLS = {"sqrt", "rsqrt", "log10", "ones", "pow"}  # RMS, standard errors, dB, BN factors: qlab's job
 
 
 def load(path: Path) -> nbformat.NotebookNode:
@@ -114,3 +118,46 @@ def test_no_timing_or_widget_state_stored(nb: nbformat.NotebookNode) -> None:
     assert "widgets" not in nb.metadata, "store_widget_state must be off"
     for cell in nb.cells:
         assert "execution" not in cell.metadata, "record_timing must be off"
+
+
+def code_tokens(source: str) -> list[tokenize.TokenInfo]:
+    """The tokens of a cell's code, strings and comments dropped."""
+    skip = (tokenize.STRING, tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+    return [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip]
+
+
+def is_exercise(cell: nbformat.NotebookNode) -> bool:
+    """An exercise cell holds the learner's own (reference) solution: hand formulas belong there."""
+    return bool(re.search(r"^check_\w+\(", cell.source, re.M))
+
+
+def test_imports_come_from_qlab_or_the_stack(nb: nbformat.NotebookNode) -> None:
+    for cell in code_cells(nb):
+        for root in re.findall(r"^\s*(?:from|import) (\w+)", cell.source, re.M):
+            assert root in IMPORT_ROOTS, f"lesson code comes from qlab; {root!r} imported in:\n{cell.source}"
+
+
+def test_dashboard_modules_only_give_widgets(nb: nbformat.NotebookNode) -> None:
+    """Lesson tensors and computations come from compute modules, never from a dashboard module."""
+    for cell in code_cells(nb):
+        assert "qlab.dashboards." not in cell.source, cell.source
+        if "from qlab.dashboards import" in cell.source:
+            assert is_ignored(cell) and "display(" in cell.source, cell.source
+
+
+def test_exercises_come_from_the_lessons_module(request: pytest.FixtureRequest, nb: nbformat.NotebookNode) -> None:
+    lesson = Path(request.node.callspec.id).name[:2]
+    modules = {m for c in code_cells(nb) for m in re.findall(r"^from qlab\.exercises(\.\w+)? import", c.source, re.M)}
+    assert modules == {f".lesson{lesson}"}
+
+
+def test_no_helpers_or_inline_formulas_outside_exercises(nb: nbformat.NotebookNode) -> None:
+    """Functions and formulas (RMS, standard errors, BN factors, dB) live in qlab, where they are
+    tested; a notebook calls them. Exercise cells are exempt: there the learner computes by hand."""
+    for cell in code_cells(nb):
+        if is_exercise(cell):
+            continue
+        tokens = code_tokens(cell.source)
+        assert not any(t.string == "def" for t in tokens), f"define functions in qlab, not in:\n{cell.source}"
+        calls = [a.string for a, b in zip(tokens, tokens[1:]) if a.type == tokenize.NAME and b.string == "(" and a.string in FORMULA_CALLS]
+        assert not calls, f"inline formula ({', '.join(calls)}) in:\n{cell.source}"

@@ -3,12 +3,15 @@
 A dashboard owns ipywidgets controls, a matplotlib ``Figure`` shown through an ipympl
 canvas (an ipywidget; the global matplotlib backend is left alone, so ``plt.show()``
 keeps producing static inline figures), a readout and an error box. Subclasses build
-their artists once and implement three hooks:
+their artists once and implement five hooks:
 
+- ``build_controls()``: create the widgets and return them in order;
+- ``build_figure()``: create every artist once, on ``self.fig``;
 - ``compute()``: everything that depends on the controls, returned as one object;
 - ``redraw(state)``: update the artists IN PLACE (``set_data``, ``set_segments``...);
 - ``readout_lines(state)``: a deterministic plain-text summary.
 
+Dashboards with first-time costs (model loading, calibration) also override ``warm_up()``.
 Everything that does not depend on the controls is computed once in ``__init__``.
 """
 

@@ -1,7 +1,7 @@
 """Lesson 03 dashboard: how many bits does a real weight tensor need?
 
 The folded weights W of one layer of the pretrained ``cnn`` are quantized with min/max
-parameters (``qlab.quantizer.minmax_quantized``) on a b-bit signed grid, either symmetric
+parameters (``qlab.grid_stats.grid_stats``) on a b-bit signed grid, either symmetric
 (z = 0, s = max|W| / (2^(b-1) - 1), narrow codes) or affine (s = (max W - min W) / (2^b - 1)).
 
 Top: the histogram of W with one line per quantization level (when there are at most
@@ -12,55 +12,16 @@ available and used, MSE, max |error| and SQNR = 10 log10(sum W^2 / sum (W - Q(W)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import ipywidgets as widgets
 import numpy as np
-import torch
 
-from qlab import metrics
 from qlab.dashboards._base import Dashboard
-from qlab.folding import fold_batchnorm
-from qlab.models import load_pretrained
-from qlab.ptq import weighted_layers
-from qlab.quantizer import QuantSpec, Quantized, minmax_quantized
+from qlab.grid_stats import GridStats, grid_stats
+from qlab.lesson_tensors import BIT_WIDTH_LAYER, BIT_WIDTH_MODEL, folded_weights
 from qlab.viz import plot_level_counts, plot_levels, set_level_counts, set_levels
 
-MODEL = "cnn"
-DEFAULT_LAYER = "block2_conv"
 HIST_BINS = 120
 GRID_LINES_UP_TO = 64  # draw one line per level up to 6 bits
-
-
-@dataclass(frozen=True)
-class BitWidthState:
-    """The chosen layer's weights quantized at the chosen bit width and scheme."""
-
-    layer: str
-    bits: int
-    symmetric: bool
-    w: torch.Tensor
-    q: Quantized
-    counts: np.ndarray  # how many weights landed on each level
-    mse: float
-    max_abs_error: float
-    sqnr_db: float
-
-
-def folded_weights(model_name: str = MODEL) -> dict[str, torch.Tensor]:
-    """Flattened weights of every Conv2d/Linear of the pretrained model after BN folding."""
-    folded = fold_batchnorm(load_pretrained(model_name))
-    return {name: layer.weight.detach().flatten() for name, layer in weighted_layers(folded)}
-
-
-def bit_width_state(layer: str, w: torch.Tensor, bits: int, symmetric: bool) -> BitWidthState:
-    """Quantize ``w`` and measure the error (``qlab.sweeps`` / ``qlab.metrics``)."""
-    q = minmax_quantized(w, QuantSpec(bits, signed=True, symmetric=symmetric, narrow=symmetric))
-    counts = torch.bincount((q.codes - q.qmin).long(), minlength=q.qmax - q.qmin + 1).numpy()
-    return BitWidthState(
-        layer, bits, symmetric, w, q, counts,
-        metrics.mse(w, q.x_hat), metrics.max_abs_error(w, q.x_hat), metrics.sqnr_db(w, q.x_hat),
-    )
 
 
 class BitWidthDashboard(Dashboard):
@@ -70,14 +31,14 @@ class BitWidthDashboard(Dashboard):
     figsize = (9.0, 5.6)
 
     def __init__(self) -> None:
-        self.weights = folded_weights()
+        self.weights = {name: w.flatten() for name, w in folded_weights(BIT_WIDTH_MODEL).items()}
         self.histograms = {name: np.histogram(w.numpy(), bins=HIST_BINS) for name, w in self.weights.items()}
         super().__init__()
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
         self.layer_dropdown = widgets.Dropdown(
-            options=list(self.weights), value=DEFAULT_LAYER, description=f"{MODEL} layer", style=style
+            options=list(self.weights), value=BIT_WIDTH_LAYER, description=f"{BIT_WIDTH_MODEL} layer", style=style
         )
         self.bits_slider = widgets.IntSlider(value=4, min=2, max=8, description="bits", style=style)
         self.symmetric_toggle = widgets.ToggleButtons(
@@ -88,7 +49,7 @@ class BitWidthDashboard(Dashboard):
     def build_figure(self) -> None:
         self.ax_w, self.ax_q = self.fig.subplots(2, 1, sharex=True)
         self.fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.1, hspace=0.3)
-        counts, edges = self.histograms[DEFAULT_LAYER]
+        counts, edges = self.histograms[BIT_WIDTH_LAYER]
         self.hist = self.ax_w.stairs(counts, edges, fill=True, color="0.7", label="float weights")
         self.grid_lines, self.clip_lines = plot_levels(self.ax_w, [])
         self.ax_w.set(ylabel="weights per bin", title="")
@@ -97,12 +58,13 @@ class BitWidthDashboard(Dashboard):
         self.ax_q.set(xlabel="weight value (dimensionless)", ylabel="weights per level")
         self.title_text = self.ax_w.set_title("")
 
-    def compute(self) -> BitWidthState:
+    def compute(self) -> tuple[str, GridStats]:
         layer, bits, symmetric = (c.value for c in self.controls)
-        return bit_width_state(layer, self.weights[layer], bits, symmetric)
+        return layer, grid_stats(self.weights[layer], bits, symmetric)
 
-    def redraw(self, s: BitWidthState) -> None:
-        counts, edges = self.histograms[s.layer]
+    def redraw(self, state: tuple[str, GridStats]) -> None:
+        layer, s = state
+        counts, edges = self.histograms[layer]
         self.hist.set_data(counts, edges)
         levels = s.q.levels.numpy()
         set_levels(self.grid_lines, self.clip_lines, levels if len(levels) <= GRID_LINES_UP_TO else [], s.q.representable_range)
@@ -112,13 +74,14 @@ class BitWidthDashboard(Dashboard):
         self.ax_w.set_xlim(lo - pad, hi + pad)
         self.ax_w.set_ylim(0, 1.1 * counts.max())
         self.ax_q.set_ylim(0, 1.1 * s.counts.max())
-        self.title_text.set_text(f"{s.layer}: {s.bits}-bit {'symmetric' if s.symmetric else 'affine'}, SQNR {s.sqnr_db:.1f} dB")
+        self.title_text.set_text(f"{layer}: {s.bits}-bit {'symmetric' if s.symmetric else 'affine'}, SQNR {s.sqnr_db:.1f} dB")
 
-    def readout_lines(self, s: BitWidthState) -> list[str]:
+    def readout_lines(self, state: tuple[str, GridStats]) -> list[str]:
+        layer, s = state
         available = s.q.qmax - s.q.qmin + 1
         lo, hi = s.q.representable_range
         return [
-            f"layer: {MODEL} {s.layer} (BN folded), {s.w.numel()} weights in [{float(s.w.min()):.4f}, {float(s.w.max()):.4f}]",
+            f"layer: {BIT_WIDTH_MODEL} {layer} (BN folded), {s.w.numel()} weights in [{float(s.w.min()):.4f}, {float(s.w.max()):.4f}]",
             f"{s.bits} bits, {'symmetric' if s.symmetric else 'affine'}: codes [{s.q.qmin}, {s.q.qmax}], "
             f"scale = {s.q.scale:.4g}, zero-point = {s.q.zero_point}, grid [{lo:.4f}, {hi:.4f}]",
             f"levels used: {int((s.counts > 0).sum())} of {available}",

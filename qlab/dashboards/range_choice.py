@@ -21,17 +21,13 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 import numpy as np
-import torch
 
 from qlab.dashboards._base import Dashboard
-from qlab.dashboards.bit_width import folded_weights
-from qlab.models import load_pretrained
-from qlab.session import build_cache
-from qlab.sweeps import SplitCurve, clip_rounding_curve, percentile_of_abs, threshold_range
+from qlab.grid_stats import RangeSweep, range_sweep
+from qlab.lesson_tensors import BIT_WIDTH_LAYER, BIT_WIDTH_MODEL, TAIL_LAYER, bell_weights, tail_activations
+from qlab.sweeps import SplitCurve, threshold_range
 from qlab.viz import CLIP_COLOR, plain_log_axis, plot_error_split, vertical_segments
 
-WEIGHT_LAYER = "block2_conv"
-ACTIVATION_LAYER = "fc"
 FRACTIONS = np.arange(2, 51) / 50  # slider positions: t = f * max|x|, f = 0.04, 0.06, ... 1.00
 BITS_OPTIONS = (4, 8)
 PERCENTILE = 99.99
@@ -39,41 +35,10 @@ HIST_BINS = 100
 
 
 @dataclass(frozen=True)
-class Tensor:
-    """A tensor of the lesson with what the dashboard precomputes for it."""
-
-    name: str
-    x: torch.Tensor
-    signed: bool
-    amax: float
-    p9999: float
-    hist: tuple[np.ndarray, np.ndarray]  # counts, edges of |x|
-    curves: dict[int, SplitCurve]  # one per bit width, at thresholds FRACTIONS * amax
-
-
-def lesson_tensors() -> dict[str, tuple[torch.Tensor, bool]]:
-    """The two real tensors (values, signed?): folded conv weights and long-tailed activations."""
-    cache = build_cache(load_pretrained("cnn"))
-    return {
-        f"weights of cnn {WEIGHT_LAYER}": (folded_weights()[WEIGHT_LAYER], True),
-        f"input activations of cnn {ACTIVATION_LAYER}": (cache.layer_inputs[ACTIVATION_LAYER].flatten(), False),
-    }
-
-
-def precompute(name: str, x: torch.Tensor, signed: bool) -> Tensor:
-    """Histogram, percentile and split curves at every slider position and bit width."""
-    amax = float(x.abs().max())
-    thresholds = FRACTIONS * amax
-    curves = {b: clip_rounding_curve(x, thresholds, b, signed) for b in BITS_OPTIONS}
-    counts, edges = np.histogram(x.abs().numpy(), bins=HIST_BINS, range=(0.0, amax))
-    return Tensor(name, x, signed, amax, percentile_of_abs(x, PERCENTILE), (counts, edges), curves)
-
-
-@dataclass(frozen=True)
 class RangeState:
     """One point of a precomputed split curve."""
 
-    tensor: Tensor
+    tensor: RangeSweep
     bits: int
     index: int
 
@@ -93,7 +58,14 @@ class RangeChoiceDashboard(Dashboard):
     figsize = (9.0, 5.4)
 
     def __init__(self) -> None:
-        self.tensors = {name: precompute(name, x, signed) for name, (x, signed) in lesson_tensors().items()}
+        tensors = {
+            f"weights of {BIT_WIDTH_MODEL} {BIT_WIDTH_LAYER}": (bell_weights(), True),
+            f"input activations of {BIT_WIDTH_MODEL} {TAIL_LAYER}": (tail_activations(), False),
+        }
+        self.tensors = {
+            name: range_sweep(name, x, signed, FRACTIONS, BITS_OPTIONS, PERCENTILE, HIST_BINS)
+            for name, (x, signed) in tensors.items()
+        }
         super().__init__()
 
     def build_controls(self) -> list[widgets.ValueWidget]:
@@ -136,7 +108,7 @@ class RangeChoiceDashboard(Dashboard):
         self.hist.set_data(counts, edges)
         self.ax_h.set_ylim(0.5, 2 * counts.max())
         self.ax_e.set_xlim(0.0, 1.02 * tensor.amax)
-        for line, x in ((self.t_line, s.threshold), (self.p_line, tensor.p9999), (self.best_line, curve.thresholds[curve.best])):
+        for line, x in ((self.t_line, s.threshold), (self.p_line, tensor.percentile), (self.best_line, curve.thresholds[curve.best])):
             line.set_data(*vertical_segments([x], 0.0, 1.0)[0].T)
         self.clip_curve.set_data(curve.thresholds, curve.clipping)
         self.round_curve.set_data(curve.thresholds, curve.rounding)
@@ -153,8 +125,8 @@ class RangeChoiceDashboard(Dashboard):
         best = curve.best
         return [
             f"tensor: {tensor.name}, {tensor.x.numel()} values",
-            f"max |x| = {tensor.amax:.4g}, {PERCENTILE}th percentile of |x| = {tensor.p9999:.4g} "
-            f"(max is {tensor.amax / tensor.p9999:.2f}x larger)",
+            f"max |x| = {tensor.amax:.4g}, {PERCENTILE}th percentile of |x| = {tensor.percentile:.4g} "
+            f"(max is {tensor.amax / tensor.percentile:.2f}x larger)",
             f"{s.bits}-bit {grid} grid on [{lo:.4g}, {hi:.4g}]: t = {FRACTIONS[i]:.2f} x max|x| = {s.threshold:.4g}",
             f"values clipped: {100 * curve.clipped_fraction[i]:.3f}%",
             f"MSE: clipping = {curve.clipping[i]:.4g}, rounding = {curve.rounding[i]:.4g}, total = {curve.total[i]:.4g}",

@@ -1,0 +1,48 @@
+"""Grading helpers shared by the lesson modules (private to ``qlab.exercises``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+REL_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Outcome of a self-check: ``correct`` and the message shown to the learner."""
+
+    correct: bool
+    message: str
+
+
+def close(answer: Any, expected: Any, rel_tol: float = REL_TOL) -> bool:
+    """Element-wise ``math.isclose`` of numbers or equal-length sequences (tensors allowed)."""
+    a = torch.as_tensor(answer, dtype=torch.float64).flatten().tolist()
+    e = torch.as_tensor(expected, dtype=torch.float64).flatten().tolist()
+    return len(a) == len(e) and all(math.isclose(x, y, rel_tol=rel_tol, abs_tol=1e-9) for x, y in zip(a, e))
+
+
+def grade(answer: Any, expected: Any, explanation: str, slips: Sequence[tuple[Any, str]], fallback: str) -> Feedback:
+    """Correct if ``answer`` matches ``expected``; else the hint of the first matching slip."""
+    if close(answer, expected):
+        return Feedback(True, f"Correct! {explanation}")
+    for wrong, hint in slips:
+        if close(answer, wrong):
+            return Feedback(False, f"Not quite. {hint}")
+    return Feedback(False, f"Not quite. {fallback}")
+
+
+def combine(parts: Sequence[Feedback], explanation: str) -> Feedback:
+    """Several part-answers: "Correct!" with ``explanation`` if all are; else the first wrong part's hint."""
+    wrong = [f for f in parts if not f.correct]
+    return wrong[0] if wrong else Feedback(True, f"Correct! {explanation}")
+
+
+def show(feedback: Feedback) -> None:
+    """Print the learner's message (what every ``check_*`` does)."""
+    print(feedback.message)

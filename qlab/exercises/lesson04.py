@@ -1,0 +1,76 @@
+"""Lesson 04 exercises on the cnn ``fc`` input activations: split the error, find the sweet spot."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from qlab import sweeps
+from qlab.exercises._grading import Feedback, combine, grade, show
+from qlab.lesson_tensors import tail_activations
+
+BITS = 4
+"""Both exercises: the unsigned affine grid on [0, t] has this many bits."""
+SPLIT_PERCENTILE = 99.99
+"""Exercise 1: t is this percentile of |x|."""
+CANDIDATE_FRACTIONS = np.arange(1, 21) / 20
+"""Exercise 2: the candidate thresholds are these fractions of max x."""
+
+
+def grade_error_split(clipping: float, rounding: float, x: torch.Tensor, threshold: float, bits: int, signed: bool) -> Feedback:
+    """Clipping and rounding parts of the fake-quantization MSE (``qlab.sweeps.clip_rounding_error``)."""
+    split = sweeps.clip_rounding_error(x, threshold, bits, signed)
+    n = x.numel()
+    n_clipped = round(split.clipped_fraction * n)
+    per_subset = "Both parts are divided by N, ALL the values, so that they add up to the total MSE."
+    c = grade(
+        clipping, split.clipping, "",
+        [(split.clipping * n / max(n_clipped, 1), f"You averaged over the clipped values only. {per_subset}"),
+         (split.rounding, "You swapped the parts: clipping error comes from the values BEYOND the threshold."),
+         (split.total, "That is the total MSE; keep only the values beyond the threshold.")],
+        "Sum (Q(x) - x)^2 over the values beyond the threshold and divide by N.",
+    )
+    r = grade(
+        rounding, split.rounding, "",
+        [(split.rounding * n / max(n - n_clipped, 1), f"You averaged over the values inside the range only. {per_subset}"),
+         (split.clipping, "You swapped the parts: rounding error comes from the values INSIDE the range."),
+         (split.total, "That is the total MSE; keep only the values inside the range.")],
+        "Sum (Q(x) - x)^2 over the values inside [lo, hi] and divide by N.",
+    )
+    return combine([c, r], f"{100 * split.clipped_fraction:.3f}% of the values are clipped; clipping "
+                           f"{split.clipping:.4g} + rounding {split.rounding:.4g} = total MSE {split.total:.4g}.")
+
+
+def check_error_split(clipping: float, rounding: float) -> None:
+    """Exercise 1: print the feedback on the split at t = the SPLIT_PERCENTILE-th percentile of |x|."""
+    x = tail_activations()
+    show(grade_error_split(clipping, rounding, x, sweeps.percentile_of_abs(x, SPLIT_PERCENTILE), BITS, signed=False))
+
+
+def grade_best_threshold(answer: float, x: torch.Tensor, thresholds: Sequence[float], bits: int, signed: bool) -> Feedback:
+    """The threshold (among ``thresholds``) with the smallest total fake-quantization MSE."""
+    curve = sweeps.clip_rounding_curve(x, thresholds, bits, signed)
+    t = curve.thresholds
+    best = t[curve.best]
+    slips = [
+        (float(x.abs().max()), "That is max|x|, the min/max range: no clipping at all, so the outliers stretch the step "
+                               "and every value pays rounding error."),
+        (t[int(np.argmin(curve.rounding))], "You minimised only the rounding error; add the clipping error of the values beyond t."),
+        (t[int(np.argmin(curve.clipping))], "You minimised only the clipping error; add the rounding error of the values inside."),
+    ]
+    return grade(
+        answer, best,
+        f"t = {best:.4g} gives total MSE {curve.total[curve.best]:.4g} (clipping {curve.clipping[curve.best]:.3g}, "
+        f"rounding {curve.rounding[curve.best]:.3g}).",
+        [(v, h) for v, h in slips if not math.isclose(v, best)],
+        "Compute the total MSE (clipping + rounding) at every threshold and take the smallest.",
+    )
+
+
+def check_best_threshold(answer: float) -> None:
+    """Exercise 2: print the feedback on the best of the thresholds CANDIDATE_FRACTIONS * max x."""
+    x = tail_activations()
+    show(grade_best_threshold(answer, x, CANDIDATE_FRACTIONS * float(x.max()), BITS, signed=False))

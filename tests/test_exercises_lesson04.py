@@ -1,0 +1,71 @@
+"""Lesson 04 self-checks against errors computed with torch's own fake quantization."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qlab.exercises import lesson04 as ex
+from qlab.lesson_tensors import tail_activations
+
+
+def reference_error(x: torch.Tensor, t: float, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(squared error, clipped mask) of the unsigned affine grid on [0, t]: scale t / (2^b - 1), z = 0."""
+    qmax = 2**bits - 1
+    x_hat = torch.fake_quantize_per_tensor_affine(x, t / qmax, 0, 0, qmax)
+    return (x_hat - x).double() ** 2, x > t
+
+
+@pytest.fixture(scope="module")
+def tail() -> torch.Tensor:
+    return torch.relu(torch.randn(20_000, generator=torch.Generator().manual_seed(1))) ** 2
+
+
+def test_error_split_correct_and_hints(tail: torch.Tensor) -> None:
+    t = 2.0
+    err2, clipped = reference_error(tail, t, 4)
+    n = tail.numel()
+    my_clip, my_round = float(err2[clipped].sum()) / n, float(err2[~clipped].sum()) / n
+    fb = ex.grade_error_split(my_clip, my_round, tail, t, 4, signed=False)
+    assert fb.correct and f"{100 * float(clipped.double().mean()):.3f}% of the values are clipped" in fb.message
+    cases = [
+        (float(err2[clipped].mean()), my_round, "clipped values only"),
+        (my_clip, float(err2[~clipped].mean()), "inside the range only"),
+        (my_round, my_clip, "swapped the parts"),
+        (my_clip + my_round, my_round, "That is the total MSE"),
+        (my_clip, 1.0, "values inside [lo, hi]"),
+    ]
+    for c, r, hint in cases:
+        fb = ex.grade_error_split(c, r, tail, t, 4, signed=False)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_error_split_check_uses_the_lesson_tensor(capsys: pytest.CaptureFixture[str]) -> None:
+    x = tail_activations()
+    t = torch.quantile(x.abs().double(), ex.SPLIT_PERCENTILE / 100).item()
+    err2, clipped = reference_error(x, t, ex.BITS)
+    ex.check_error_split(float(err2[clipped].sum()) / x.numel(), float(err2[~clipped].sum()) / x.numel())
+    assert capsys.readouterr().out.startswith("Correct!")
+
+
+def test_best_threshold_correct_and_hints(tail: torch.Tensor) -> None:
+    amax = float(tail.max())
+    thresholds = np.linspace(0.02, 1.0, 50) * amax
+    totals = [float(reference_error(tail, t, 4)[0].mean()) for t in thresholds]
+    best = int(np.argmin(totals))
+    assert 0 < best < len(thresholds) - 4
+    assert ex.grade_best_threshold(thresholds[best], tail, thresholds, 4, signed=False).correct
+    cases = [(amax, "min/max range"), (thresholds[0], "only the rounding"), (thresholds[best + 3], "smallest")]
+    for value, hint in cases:
+        fb = ex.grade_best_threshold(value, tail, thresholds, 4, signed=False)
+        assert not fb.correct and hint in fb.message
+
+
+def test_best_threshold_check_uses_the_lesson_candidates(capsys: pytest.CaptureFixture[str]) -> None:
+    x = tail_activations()
+    candidates = np.arange(1, 21) / 20 * float(x.max())
+    np.testing.assert_array_equal(ex.CANDIDATE_FRACTIONS * float(x.max()), candidates)
+    totals = [float(reference_error(x, t, ex.BITS)[0].mean()) for t in candidates]
+    ex.check_best_threshold(candidates[int(np.argmin(totals))])
+    assert capsys.readouterr().out.startswith("Correct!")

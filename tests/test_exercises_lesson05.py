@@ -1,0 +1,68 @@
+"""Lesson 05 self-checks against torch's BN folding and torch's own fake quantization."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+from qlab.exercises import lesson05 as ex
+from qlab.models import load_pretrained
+
+
+def torch_folded(layer: str = "block1_dw_conv") -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight before folding, weight folded by torch.nn.utils.fusion.fuse_conv_bn_weights)."""
+    model = load_pretrained("depthwise")
+    conv, bn = getattr(model, layer), getattr(model, layer.replace("_conv", "_bn"))
+    w, _ = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
+    return conv.weight.detach(), w.detach()
+
+
+def sqnr(w: torch.Tensor, w_hat: torch.Tensor) -> float:
+    return 10 * math.log10(float((w.double() ** 2).sum() / ((w - w_hat).double() ** 2).sum()))
+
+
+def torch_gain(w: torch.Tensor, bits: int) -> float:
+    """SQNR(per channel) - SQNR(per tensor), symmetric scales max|w| / (2^(b-1) - 1), via torch."""
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    amax = w.reshape(w.shape[0], -1).abs().amax(1)
+    per_channel = torch.fake_quantize_per_channel_affine(w, amax / qmax, torch.zeros(w.shape[0], dtype=torch.int32), 0, qmin, qmax)
+    per_tensor = torch.fake_quantize_per_tensor_affine(w, float(amax.max()) / qmax, 0, qmin, qmax)
+    return sqnr(w, per_channel) - sqnr(w, per_tensor)
+
+
+def test_per_channel_scales_correct_and_hints(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (ex.LAYER, ex.BITS) == ("block1_dw_conv", 4)
+    unfolded, w = torch_folded()
+    rows = w.reshape(w.shape[0], -1)
+    amax = rows.abs().amax(1)
+    assert ex.grade_per_channel_scales(amax / 7, "block1_dw_conv", 4).message.startswith("Correct!")
+    ex.check_per_channel_scales(amax / 7)
+    assert capsys.readouterr().out.startswith("Correct!")
+    cases = [(torch.full((w.shape[0],), float(amax.max()) / 7), "per-TENSOR"),
+             (unfolded.reshape(w.shape[0], -1).abs().amax(1) / 7, "before BatchNorm folding"),
+             (amax / 8, "2^(b-1);"), (amax / 15, "HALF of the codes"),
+             (rows.amax(1) / 7, "max(|w|)"), (amax, "For each output channel"), ([1.0, 2.0], "one scale per output channel")]
+    for answer, hint in cases:
+        fb = ex.grade_per_channel_scales(answer, "block1_dw_conv", 4)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_sqnr_gain_correct_and_hints(capsys: pytest.CaptureFixture[str]) -> None:
+    unfolded, w = torch_folded()
+    gain = torch_gain(w, 4)
+    assert gain > 6, "per channel buys at least a bit on the first depthwise layer"
+    assert ex.grade_sqnr_gain(gain, "block1_dw_conv", 4).correct
+    ex.check_sqnr_gain(gain)
+    assert capsys.readouterr().out.startswith("Correct!")
+    for answer, hint in [(-gain, "sign is flipped"), (torch_gain(unfolded, 4), "before BN folding"), (torch_gain(w, 8), "at 8 bits"), (100.0, "subtract")]:
+        fb = ex.grade_sqnr_gain(answer, "block1_dw_conv", 4)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_other_layer() -> None:
+    _, w = torch_folded("block2_dw_conv")
+    assert ex.grade_per_channel_scales(w.reshape(w.shape[0], -1).abs().amax(1) / 3, "block2_dw_conv", 3).correct
+    assert ex.grade_sqnr_gain(torch_gain(w, 3), "block2_dw_conv", 3).correct

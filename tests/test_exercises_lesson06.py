@@ -1,0 +1,61 @@
+"""Lesson 06 self-checks: model size counted by hand from the layer shapes, accuracy drop evaluated once."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from qlab import evaluation
+from qlab.data import calibration_subset
+from qlab.exercises import lesson06 as ex
+from qlab.models import load_pretrained
+from qlab.ptq import quantize_model
+
+
+def hand_size(model: str, bits: int) -> tuple[int, int, int, int]:
+    """(weight bytes, bias count, scale count, fp32 bytes) of the Linear/Conv2d layers of ``model``."""
+    layers = [m for m in load_pretrained(model).modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    weights = sum(-(-layer.weight.numel() * bits // 8) for layer in layers)
+    biases = sum(layer.bias.numel() for layer in layers)
+    scales = sum(layer.weight.shape[0] for layer in layers)
+    fp32 = 4 * sum(layer.weight.numel() + layer.bias.numel() for layer in layers)
+    return weights, biases, scales, fp32
+
+
+def test_model_size_correct_and_hints(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (ex.SIZE_MODEL, ex.SIZE_BITS) == ("mlp", 4)
+    weights, biases, scales, fp32 = hand_size("mlp", 4)
+    answer = weights + 4 * biases + 4 * scales
+    fb = ex.grade_model_size(answer, "mlp", 4)
+    assert fb.correct and f"{answer} bytes against {fp32} for FP32" in fb.message
+    ex.check_model_size(answer)
+    assert capsys.readouterr().out.startswith("Correct!")
+    cases = [(answer - 4 * scales, "forgot the scales"), (weights + biases // 2 + 4 * scales, "stay 32-bit"),
+             (fp32 // 8, "ignores the 32-bit"), (8 * answer, "in bytes"), (1, "Sum over layers")]
+    for value, hint in cases:
+        fb = ex.grade_model_size(value, "mlp", 4)
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_accuracy_drop_correct_hints_and_evaluated_once(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[str] = []
+
+    def counting_evaluate(model, *args, **kwargs):
+        calls.append(type(model).__name__)
+        return evaluation.evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(ex, "evaluate", counting_evaluate)
+    for cached in (ex._fp32_accuracy, ex._w8a8_accuracy):
+        cached.cache_clear()
+    net = load_pretrained("depthwise")
+    fp32 = evaluation.evaluate(net)
+    images = calibration_subset()
+    drop = 100 * (fp32 - evaluation.evaluate(quantize_model(net, 8, 8, "per_tensor", calib_data=images)))
+    other = 100 * (fp32 - evaluation.evaluate(quantize_model(net, 8, 8, "per_channel", calib_data=images)))
+    assert ex.grade_accuracy_drop(drop, "depthwise", "per_tensor").correct
+    ex.check_accuracy_drop(drop)
+    assert capsys.readouterr().out.startswith("Correct!")
+    for value, hint in [(drop / 100, "POINTS"), (-drop, "sign is flipped"), (drop / fp32, "relative"), (other, "per_channel"), (50.0, "subtract")]:
+        fb = ex.grade_accuracy_drop(value, "depthwise", "per_tensor")
+        assert not fb.correct and hint in fb.message, (hint, fb.message)
+    assert len(calls) == 3, "FP32, W8A8 per_tensor and W8A8 per_channel are each evaluated once"
