@@ -250,6 +250,19 @@ def integer_layers(imodel: nn.Module) -> list[tuple[str, IntegerLayer]]:
     return [(n, m) for n, m in imodel.named_children() if isinstance(m, IntegerLayer)]
 
 
+def single_layer_model(imodel: nn.Module, name: str) -> nn.Sequential:
+    """``quantize_input`` on layer ``name``'s input grid followed by that layer alone: feed it
+    dequantized input codes to compare one layer across engines without earlier differences."""
+    layer = getattr(imodel, name)
+    qin = QuantizeInput(layer.in_scale, layer.in_zero_point, *layer.in_qrange)
+    return nn.Sequential(OrderedDict([("quantize_input", qin), (name, layer)])).eval()
+
+
+def dequantize_codes(layer: IntegerLayer, codes: torch.Tensor) -> torch.Tensor:
+    """Real values (q - z_in) · s_in of a layer's input codes (float32)."""
+    return (codes.to(torch.float32) - layer.in_zero_point) * layer.in_scale
+
+
 def layer_inputs(imodel: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """The input codes of every IntegerLayer of ``imodel`` on ``images``."""
     seen: dict[str, torch.Tensor] = {}
@@ -276,7 +289,7 @@ class LayerAgreement:
 def fake_quant_codes(qmodel: nn.Module, ilayer: IntegerLayer, name: str, x_codes: torch.Tensor) -> torch.Tensor:
     """Layer ``name`` of the fake-quant model on the dequantized codes, quantized on the integer
     layer's output grid: clamp(round(y / s_out) + z_out, lo, hi) with y = float conv + float bias."""
-    x = (x_codes.to(torch.float32) - ilayer.in_zero_point) * ilayer.in_scale
+    x = dequantize_codes(ilayer, x_codes)
     with torch.inference_mode():
         y = getattr(qmodel, name).layer(x)
     q = torch.round(y / ilayer.out_scale) + ilayer.out_zero_point
