@@ -53,28 +53,6 @@ def ort_accuracy(im: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor
     return float((logits.argmax(1) == labels).float().mean())
 
 
-def engine_agreement(im: torch.nn.Module, calib: torch.Tensor) -> list[dict]:
-    """Per layer: share of codes within 1 LSB / equal, torch and onnxruntime vs qlab, same input codes."""
-    inputs = integer.layer_inputs(im, calib)
-    rows = []
-    for name, layer in integer.integer_layers(im):
-        if layer.out_scale is None:
-            continue
-        sub = integer.single_layer_model(im, name)
-        x = integer.dequantize_codes(layer, inputs[name])
-        with torch.inference_mode():
-            ours = layer(inputs[name]).long()
-            theirs = {"torch": export.to_torch_int8(sub)[:-1](x).int_repr().long()}
-        theirs["onnxruntime"] = torch.from_numpy(export.ort_session(export.to_onnx(sub, layer_outputs=True)).run(None, {"images": x.numpy()})[1]).long()
-        row = {"layer": name}
-        for k, t in theirs.items():
-            d = (t - ours).abs()
-            row[f"{k}_within_1"] = round(float((d <= 1).float().mean()), 6)
-            row[f"{k}_exact"] = round(float((d == 0).float().mean()), 6)
-        rows.append(row)
-    return rows
-
-
 def overflow_rows(im: torch.nn.Module, calib: torch.Tensor) -> list[dict]:
     inputs = integer.layer_inputs(im, calib[:OVERFLOW_IMAGES])
     rows = []
@@ -109,7 +87,7 @@ def measure(name: str) -> dict:
         "fake_quant_agreement": [
             {"layer": r.name, "exact": round(r.exact_share, 6), "max_lsb": r.max_lsb} for r in integer.layer_agreement(q, im, calib)
         ],
-        "engine_agreement": engine_agreement(im, calib),
+        "engine_agreement": export.engine_agreement(im, calib),
         "multiplier_bits": {b: pct(evaluate(integer.convert(q, multiplier_bits=b))) for b in MULTIPLIER_BITS},
         "overflow_int16": overflow_rows(im, calib),
         "bytes": {"float32": fp, "int8_per_channel": packed8, "int4_g32_fp16": packed4},
@@ -124,9 +102,9 @@ def failures(results: dict) -> list[str]:
             if abs(a[k] - a["integer"]) > MAX_GAP + 1e-9:
                 out.append(f"{name}: {k} {a[k]} vs integer {a['integer']}")
         for row in r["engine_agreement"]:
-            for k in ("torch", "onnxruntime"):
-                if row[f"{k}_within_1"] < 0.999:
-                    out.append(f"{name}/{row['layer']}: {k} within 1 LSB {row[f'{k}_within_1']}")
+            for k in ("torch int8", "onnxruntime"):
+                if row[f"{k} within 1"] < 0.999:
+                    out.append(f"{name}/{row['layer']}: {k} within 1 LSB {row[f'{k} within 1']}")
     return out
 
 
@@ -151,8 +129,8 @@ def markdown(results: dict) -> str:
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         for fq, e in zip(r["fake_quant_agreement"], r["engine_agreement"]):
-            lines.append(f"| {name} | {fq['layer']} | {100 * fq['exact']:.2f}% | {fq['max_lsb']} | {100 * e['torch_exact']:.2f}% | "
-                         f"{100 * e['torch_within_1']:.2f}% | {100 * e['onnxruntime_exact']:.2f}% | {100 * e['onnxruntime_within_1']:.2f}% |")
+            lines.append(f"| {name} | {fq['layer']} | {100 * fq['exact']:.2f}% | {fq['max_lsb']} | {100 * e['torch int8 exact']:.2f}% | "
+                         f"{100 * e['torch int8 within 1']:.2f}% | {100 * e['onnxruntime exact']:.2f}% | {100 * e['onnxruntime within 1']:.2f}% |")
     bits = list(next(iter(results.values()))["multiplier_bits"])
     lines += ["", "## Accuracy (%) vs bits of the multiplier M0", "", "| model | " + " | ".join(f"{b} bits" for b in bits) + " |",
               "|---|" + "---:|" * len(bits)]

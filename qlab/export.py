@@ -30,6 +30,7 @@ from torch import nn
 from torch.ao.nn import quantized as nnq
 from torch.ao.nn.intrinsic import quantized as nniq
 
+from qlab import integer
 from qlab.integer import IntegerGlobalAvgPool, IntegerLayer, QuantizeInput
 
 OPSET = 21
@@ -236,3 +237,34 @@ def to_torch_int8(imodel: nn.Module, logits_range: tuple[float, float] | None = 
             mods.append((name, m))
     mods.append(("dequantize", nnq.DeQuantize()))
     return nn.Sequential(OrderedDict(mods)).eval()
+
+
+def engine_codes(imodel: nn.Module, name: str, codes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Output codes (int64) of layer ``name`` alone, fed input ``codes``: qlab, torch int8 and onnxruntime."""
+    layer = getattr(imodel, name)
+    sub = integer.single_layer_model(imodel, name)
+    x = integer.dequantize_codes(layer, codes)
+    with torch.inference_mode():
+        out = {"qlab": layer(codes).long(), "torch int8": to_torch_int8(sub)[:-1](x).int_repr().long()}
+    session = ort_session(to_onnx(sub, layer_outputs=True))
+    out["onnxruntime"] = torch.from_numpy(session.run(None, {"images": x.numpy()})[1]).long()
+    return out
+
+
+def engine_agreement(imodel: nn.Module, images: torch.Tensor) -> list[dict]:
+    """Per requantizing layer, each engine fed the integer model's input codes on ``images``:
+    share of output codes equal to qlab's and within 1 LSB of them (keys ``<engine> exact``,
+    ``<engine> within 1``)."""
+    inputs = integer.layer_inputs(imodel, images)
+    rows = []
+    for name, layer in integer.integer_layers(imodel):
+        if layer.out_scale is None:
+            continue
+        codes = engine_codes(imodel, name, inputs[name])
+        row = {"layer": name}
+        for engine in ("torch int8", "onnxruntime"):
+            d = (codes[engine] - codes["qlab"]).abs()
+            row[f"{engine} exact"] = round(float((d == 0).float().mean()), 6)
+            row[f"{engine} within 1"] = round(float((d <= 1).float().mean()), 6)
+        rows.append(row)
+    return rows

@@ -149,3 +149,27 @@ def test_convert_rejects_unsupported_models():
         integer.convert(quantize_model(load_pretrained("mlp"), 8, None))
     with pytest.raises(ValueError, match="symmetric per-channel"):
         integer.convert(quantize_model(load_pretrained("mlp"), 8, 8, granularity="per_group", group_size=16))
+
+
+def test_follow_one_output_trace_matches_the_layer():
+    """The dashboard's step-by-step trace (patches, scalar SRDHM/RDBPOT) gives the layer's own code."""
+    from qlab.dashboards.integer_inference import FollowOneOutputDashboard
+
+    dash = FollowOneOutputDashboard()
+    for layer, channel, position, image in [("block1_conv", 5, 100, 2), ("block2_conv", 47, 48, 0), ("block3_conv", 0, 7, 15)]:
+        dash.layer_dropdown.value = layer
+        dash.channel_slider.value, dash.position_slider.value, dash.image_slider.value = channel, position, image
+        assert dash.last_error is None
+        out = dash.layers[layer](dash.inputs[layer][image : image + 1])
+        assert dash.state.code == int(out.reshape(out.shape[1], -1)[channel, position])
+        assert f"code {dash.state.code}" in dash.readout()
+
+
+def test_multiplier_precision_dashboard():
+    from qlab.dashboards.integer_inference import MultiplierPrecisionDashboard
+
+    dash = MultiplierPrecisionDashboard()
+    dash.controls[0].value = 32
+    assert all(v == 0 for v in dash.state.changed.values())
+    dash.controls[0].value = 4
+    assert all(v > 0 for v in dash.state.changed.values()) and all(e <= 100 / 2**3 for e in dash.state.rel_error.values())
