@@ -5,7 +5,9 @@ every integer step (``qlab.integer`` / ``qlab.requantize``): the input codes of 
 receptive field and the weight codes of its channel (left, as images), the four terms of
 the zero-point expansion, the int32 bias and accumulator (right, as bars), then M, M0,
 shift, the rounding high multiply, the rounding shift, the zero-point, the clamp and the
-output code, each next to the real value it stands for (readout).
+output code, each next to the real value it stands for (readout). The figure title shows
+the exact M0; the readout rounds it to 7 digits, because the scales (calibrated through float
+kernels) differ in their last bits between CPUs and the readout must not.
 
 :class:`MultiplierPrecisionDashboard`: bits of M0 -> relative error of every layer's
 multipliers and share of output codes that change (accumulators of 64 calibration images,
@@ -160,7 +162,7 @@ class FollowOneOutputDashboard(Dashboard):
         lo, hi = min(values + [0]), max(values + [0])
         pad = 0.1 * (hi - lo or 1)
         self.ax_terms.set_ylim(lo - pad, hi + pad)
-        out = "float logit" if t.code is None else f"output code {t.code}"
+        out = "float logit" if t.code is None else f"M0 = {t.m0}, shift = {t.shift}, output code {t.code}"
         self.suptitle.set_text(f"{t.layer}, channel {t.channel}, position {t.position}: {out}")
 
     def readout_lines(self, t: OutputTrace) -> list[str]:
@@ -177,9 +179,9 @@ class FollowOneOutputDashboard(Dashboard):
         if t.code is None:
             return lines + ["last layer: the logit is dequantized, acc · s_in · s_w (no requantization)"]
         return lines + [
-            f"M = s_in·s_w/s_out = {t.multiplier:.8g} = M0·2^(shift−31) with M0 = {t.m0}, shift = {t.shift}",
+            f"M = s_in·s_w/s_out = {t.multiplier:.6g} = M0·2^(shift−31), M0 = {t.m0 / 1e9:.6f}e9 (exact in the figure), shift = {t.shift}",
             f"SRDHM(acc·2^{max(t.shift, 0)}, M0) = {t.high_mul}   (round(acc·M0/2^31), ties away from 0)",
-            f"RDBPOT(., {max(-t.shift, 0)})      = {t.rounded}   (exact acc·M = {t.acc * t.multiplier:.4f})",
+            f"RDBPOT(., {max(-t.shift, 0)})      = {t.rounded}   (exact acc·M = {t.acc * t.multiplier:.3f})",
             f"+ z_out = {t.z_out}           -> {t.unclamped}",
             f"clamp to [{t.clamp[0]}, {t.clamp[1]}] (ReLU fused: lower end = z_out) -> code {t.code}",
             f"code {t.code} stands for {(t.code - t.z_out) * t.s_out:.5g} = s_out·(code − z_out), s_out = {t.s_out:.5g}",
@@ -259,6 +261,6 @@ class MultiplierPrecisionDashboard(Dashboard):
 
     def readout_lines(self, s: PrecisionState) -> list[str]:
         lines = [f"M0 with {s.bits} bits ({s.bits - 1} significant):"]
-        lines += [f"  {n:<12} max rel. error of M {s.rel_error[n]:8.4f}%   codes changed {s.changed[n]:6.2f}%" for n in s.rel_error]
+        lines += [f"  {n:<12} max rel. error of M {s.rel_error[n]:8.3g}%   codes changed {s.changed[n]:6.2f}%" for n in s.rel_error]
         measured = ", ".join(f"{b}: {a:.2f}%" for b, a in sorted(s.accuracy.items()))
         return lines + [f"test accuracy measured at (bits: %) {measured}"]
