@@ -3,12 +3,17 @@ and agreement with qlab's fake-quant models."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from qlab import integer
+from qlab.dashboards.integer_inference import FollowOneOutputDashboard, MultiplierPrecisionDashboard
 from qlab.data import calibration_subset
 from qlab.evaluation import evaluate
 from qlab.models import load_pretrained
@@ -153,8 +158,6 @@ def test_convert_rejects_unsupported_models():
 
 def test_follow_one_output_trace_matches_the_layer():
     """The dashboard's step-by-step trace (patches, scalar SRDHM/RDBPOT) gives the layer's own code."""
-    from qlab.dashboards.integer_inference import FollowOneOutputDashboard
-
     dash = FollowOneOutputDashboard()
     for layer, channel, position, image in [("block1_conv", 5, 100, 2), ("block2_conv", 47, 48, 0), ("block3_conv", 0, 7, 15)]:
         dash.layer_dropdown.value = layer
@@ -166,10 +169,18 @@ def test_follow_one_output_trace_matches_the_layer():
 
 
 def test_multiplier_precision_dashboard():
-    from qlab.dashboards.integer_inference import MultiplierPrecisionDashboard
-
     dash = MultiplierPrecisionDashboard()
     dash.controls[0].value = 32
     assert all(v == 0 for v in dash.state.changed.values())
     dash.controls[0].value = 4
     assert all(v > 0 for v in dash.state.changed.values()) and all(e <= 100 / 2**3 for e in dash.state.rel_error.values())
+
+
+def test_readme_integer_rows_match_the_results_file():
+    root = Path(__file__).resolve().parents[1]
+    results = json.loads((root / "benchmarks" / "results" / "integer_accuracy.json").read_text())
+    readme = (root / "README.md").read_text()
+    for name, r in results.items():
+        (row,) = re.findall(rf"^\| `{name}` \|(.*)\|$", readme, re.M)
+        a = r["accuracy"]
+        assert [c.strip() for c in row.split("|")] == [f"{a[k]:.2f}" for k in ("fake_quant", "integer", "torch_int8", "onnxruntime_int8")]
