@@ -104,15 +104,16 @@ class IntegerLayer(nn.Module):
     acc[c] = Σ qa·qw[c] - za·Σ qw[c] + bias[c]            (int32, zw = 0)
     out[c] = clamp(z_out + MultiplyByQuantizedMultiplier(acc[c], M0[c], shift[c]), lo, hi)
     or, for the model's last layer (``out_scale`` None), float logits acc[c] · s_in · s_w[c].
+    ``rounding``: "double" (gemmlowp) or "single", see :func:`qlab.requantize.multiply_by_quantized_multiplier`.
     """
 
     def __init__(self, p: LayerParams, out: tuple[torch.Tensor, int, int, int] | None, activation: str | None,
-                 multiplier_bits: int = 32) -> None:
+                 multiplier_bits: int = 32, rounding: str = "double") -> None:
         super().__init__()
         layer = p.layer
         self.kind = "linear" if isinstance(layer, nn.Linear) else "conv"
         self.stride, self.padding, self.groups = (1, 0, 1) if self.kind == "linear" else (layer.stride, layer.padding, layer.groups)
-        self.in_zero_point, self.in_qrange, self.activation = p.in_zero_point, p.in_qrange, activation
+        self.in_zero_point, self.in_qrange, self.activation, self.rounding = p.in_zero_point, p.in_qrange, activation, rounding
         self.register_buffer("in_scale", p.in_scale.clone())
         self.register_buffer("w_scale", p.w_scale.clone())
         self.register_buffer("weight", p.w_codes.to(torch.int8) if p.w_codes.abs().max() <= 127 else p.w_codes.clone())
@@ -153,7 +154,7 @@ class IntegerLayer(nn.Module):
     def requantize(self, acc: torch.Tensor) -> torch.Tensor:
         """Output codes clamp(z_out + acc · M (fixed point), lo, hi)."""
         m0, shift = self._channel(self.m0, acc.dim()), self._channel(self.shift, acc.dim())
-        q = self.out_zero_point + multiply_by_quantized_multiplier(acc, m0, shift)
+        q = self.out_zero_point + multiply_by_quantized_multiplier(acc, m0, shift, self.rounding)
         return q.clamp(self.out_min, self.out_max).to(code_dtype(self.out_min, self.out_max))
 
     def requantize_float(self, acc: torch.Tensor) -> torch.Tensor:

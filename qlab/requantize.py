@@ -14,13 +14,15 @@ Integer-only hardware writes M as a Q0.31 fixed-point mantissa and a power of tw
 computes ``acc * M`` in two rounding steps (:func:`multiply_by_quantized_multiplier`):
 
 1. :func:`saturating_rounding_doubling_high_mul` (SRDHM): the high 32 bits of 2 * a * b,
-   rounded to nearest with ties away from zero (nudge 2^30 or 1 - 2^30, then C-style
-   truncating division by 2^31); the single overflow case a = b = -2^31 saturates to 2^31 - 1.
+   rounded to nearest (nudge 2^30 or 1 - 2^30, then C-style truncating division by 2^31):
+   positive ties go up, negative ties toward zero (SRDHM(-3, 2^30) = -1, from -1.5); the
+   single overflow case a = b = -2^31 saturates to 2^31 - 1.
 2. :func:`rounding_divide_by_pot` (RDBPOT): x / 2^e rounded to nearest, ties away from zero
    (RDBPOT(3, 1) = 2, RDBPOT(-3, 1) = -2).
 
-Both rounding conventions differ from torch's ``round`` (ties to even), and the double
-rounding differs from a single float rescale: :func:`requantize_float` is the float path
+Both rounding conventions differ from torch's ``round`` (ties to even). TFLite can also be
+built to round once (``rounding="single"``: (acc * M0 + 2^(30 - shift)) >> (31 - shift)), and
+the double rounding differs from a single float rescale: :func:`requantize_float` is the float path
 that torch's FBGEMM kernels and onnxruntime use (``lrintf(acc * M)``, ties to even), and
 the two may differ by 1 LSB.
 
@@ -86,10 +88,11 @@ def multiplier_value(m0: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 
 def saturating_rounding_doubling_high_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties away from zero.
+    """gemmlowp's SaturatingRoundingDoublingHighMul: a * b / 2^31 rounded to nearest, ties toward +inf.
 
     ab = a * b (exact in int64); nudge = 2^30 if ab >= 0 else 1 - 2^30;
-    result = (ab + nudge) / 2^31 with C-style division (truncation toward zero);
+    result = (ab + nudge) / 2^31 with C-style division (truncation toward zero), so a
+    positive tie rounds up and a negative one toward zero (-1.5 -> -1);
     a = b = -2^31 (the one product that does not fit) saturates to 2^31 - 1.
     """
     a, b = _int64(a, "a"), _int64(b, "b")
@@ -114,13 +117,28 @@ def rounding_divide_by_pot(x: torch.Tensor, exponent: torch.Tensor | int) -> tor
     return (x >> e) + (remainder > threshold).to(torch.int64)
 
 
-def multiply_by_quantized_multiplier(acc: torch.Tensor, m0: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+ROUNDINGS = ("double", "single")
+
+
+def multiply_by_quantized_multiplier(acc: torch.Tensor, m0: torch.Tensor, shift: torch.Tensor,
+                                     rounding: str = "double") -> torch.Tensor:
     """TFLite's MultiplyByQuantizedMultiplier: acc * M0 * 2^(shift - 31) in integer arithmetic.
 
-    RDBPOT(SRDHM(acc * 2^max(shift, 0), M0), max(-shift, 0)): a left shift first (M >= 1),
-    then the rounding high multiply, then the rounding right shift (M < 1/2).
+    ``rounding="double"`` (gemmlowp, TFLite's default): RDBPOT(SRDHM(acc * 2^max(shift, 0), M0),
+    max(-shift, 0)): a left shift first (M >= 1), the rounding high multiply, then the rounding
+    right shift (M < 1/2); two roundings (the last one with ties away from zero).
+    ``rounding="single"`` (TFLite built with TFLITE_SINGLE_ROUNDING, which LiteRT's reference
+    FULLY_CONNECTED kernel follows): (acc * M0 + 2^(30 - shift)) >> (31 - shift), one rounding,
+    ties toward +infinity.
     """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
     acc, m0, shift = _int64(acc, "acc"), _int64(m0, "m0"), _int64(shift, "shift")
+    if rounding == "single":
+        total = 31 - shift
+        if total.numel() and (int(total.min()) < 1 or int(total.max()) > 62):
+            raise ValueError("single rounding needs shift in [-31, 30]")
+        return (acc * m0 + (torch.ones_like(total) << (total - 1))) >> total
     left = shift.clamp(min=0)
     scaled = acc << left
     if scaled.numel() and (int(scaled.min()) < INT32_MIN or int(scaled.max()) > INT32_MAX):

@@ -23,7 +23,7 @@ from tflite_one_op import one_op_model, run_litert
 INT8 = (-128, 127)
 
 
-def _generated_layer(kind: str, seed: int, c_in: int = 6, c_out: int = 8, stride: int = 1):
+def _generated_layer(kind: str, seed: int, c_in: int = 6, c_out: int = 8, stride: int = 1, rounding: str = "double"):
     """A random layer with int8 per-channel weights [-127, 127], int32 bias, int8 in/out qparams."""
     g = torch.Generator().manual_seed(seed)
     if kind == "fc":
@@ -38,7 +38,7 @@ def _generated_layer(kind: str, seed: int, c_in: int = 6, c_out: int = 8, stride
     layer.bias.data = torch.randn(layer.weight.shape[0], generator=g) * 0.5
     params = integer.LayerParams("layer", layer, w_codes, w_scale, in_scale, in_zp, INT8)
     out = (torch.tensor(0.15 + 0.1 * seed), int(torch.randint(-10, 10, (), generator=g)), *INT8)
-    return integer.IntegerLayer(params, out, None), g
+    return integer.IntegerLayer(params, out, None, rounding=rounding), g
 
 
 def _litert(kind: str, il: integer.IntegerLayer, x: torch.Tensor, y_shape) -> np.ndarray:
@@ -57,17 +57,23 @@ def _litert(kind: str, il: integer.IntegerLayer, x: torch.Tensor, y_shape) -> np
     return out.transpose(0, 3, 1, 2) if kind != "fc" else out
 
 
+# LiteRT's reference CONV_2D and DEPTHWISE_CONV_2D round twice (gemmlowp); its reference
+# FULLY_CONNECTED rounds once. Enough outputs that the rounding conventions differ somewhere.
+LITERT_ROUNDING = {"conv": "double", "depthwise": "double", "fc": "single"}
+
+
 @pytest.mark.parametrize("kind", ["conv", "depthwise", "fc"])
-@pytest.mark.parametrize("seed,stride", [(0, 1), (1, 2), (2, 1)])
+@pytest.mark.parametrize("seed,stride", [(0, 1), (1, 2)])
 def test_integer_layer_matches_litert_bit_for_bit(kind, seed, stride):
-    il, g = _generated_layer(kind, seed, stride=stride)
-    shape = (3, 6 * 9) if kind == "fc" else (3, 6, 9, 9)
+    il, g = _generated_layer(kind, seed, c_in=16, c_out=64, stride=stride, rounding=LITERT_ROUNDING[kind])
+    shape = (512, 16 * 9) if kind == "fc" else (16, 16, 13, 13)
     x = torch.randint(-128, 128, shape, generator=g).to(torch.int8)
     y = il(x)
     assert y.dtype == torch.int8
     ref = _litert(kind, il, x, y.shape)
     assert np.array_equal(y.numpy(), ref), f"{int((y.numpy() != ref).sum())} codes differ"
-    assert len(np.unique(ref)) > 10  # not a saturated, trivial output
+    il.rounding = "single" if il.rounding == "double" else "double"
+    assert not np.array_equal(il(x).numpy(), ref), "the data does not tell the two roundings apart"
 
 
 def test_accumulator_is_exact_at_the_int32_extremes():

@@ -53,6 +53,32 @@ def ref_mbqm(x: int, m0: int, shift: int) -> int:
     return ref_rdbpot(ref_srdhm(x * (1 << left), m0), right)
 
 
+def ref_mbqm_single(x: int, m0: int, shift: int) -> int:
+    total = 31 - shift
+    return (x * m0 + (1 << (total - 1))) >> total
+
+
+@given(st.lists(st.integers(-(2**24), 2**24), min_size=1, max_size=30), st.floats(1e-6, 0.999))
+def test_single_rounding_matches_reference(accs, m):
+    m0, shift = ref_quantize_multiplier(m)
+    out = rq.multiply_by_quantized_multiplier(torch.tensor(accs), torch.tensor(m0), torch.tensor(shift), rounding="single")
+    assert out.tolist() == [ref_mbqm_single(a, m0, shift) for a in accs]
+
+
+def test_single_and_double_rounding_differ_on_a_tie():
+    # M = 0.25 (M0 = 2^30, shift -1): acc = -6 -> SRDHM gives -3 exactly, RDBPOT(-3, 1) = -2
+    # (ties away from zero); single rounding: (-6 * 2^30 + 2^31) >> 32 = -1 (ties toward +inf)
+    m0, shift = rq.quantize_multiplier(0.25)
+    assert rq.multiply_by_quantized_multiplier(torch.tensor([-6, 6]), m0, shift).tolist() == [-2, 2]
+    assert rq.multiply_by_quantized_multiplier(torch.tensor([-6, 6]), m0, shift, rounding="single").tolist() == [-1, 2]
+
+
+def test_srdhm_rounds_negative_ties_toward_zero():
+    # -3 * 2^30 / 2^31 = -1.5: the nudge 1 - 2^30 is one short of a half, so -1.5 -> -1
+    assert ref_srdhm(-3, 2**30) == -1 and ref_srdhm(3, 2**30) == 2
+    assert rq.saturating_rounding_doubling_high_mul(torch.tensor([-3, 3]), torch.tensor(2**30)).tolist() == [-1, 2]
+
+
 def test_hand_values():
     assert ref_rdbpot(3, 1) == 2 and ref_rdbpot(-3, 1) == -2  # ties away from zero
     assert rq.rounding_divide_by_pot(torch.tensor([3, -3, 5, -5, 4, -4, 0]), 1).tolist() == [2, -2, 3, -3, 2, -2, 0]
@@ -116,6 +142,7 @@ def test_fewer_multiplier_bits_keep_the_fixed_point_layout():
     "call,exc,match",
     [
         (lambda: rq.quantize_multiplier(-0.5), ValueError, "multiplier must be finite and >= 0"),
+        (lambda: rq.multiply_by_quantized_multiplier(torch.tensor([1]), torch.tensor([2**30]), torch.tensor([0]), "half"), ValueError, "rounding must be"),
         (lambda: rq.quantize_multiplier(0.5, bits=1), ValueError, "bits must be"),
         (lambda: rq.rounding_divide_by_pot(torch.tensor([1.5]), 1), TypeError, "x must hold integers"),
         (lambda: rq.rounding_divide_by_pot(torch.tensor([1]), 40), ValueError, "exponent must be in"),

@@ -180,7 +180,7 @@ class FollowOneOutputDashboard(Dashboard):
             return lines + ["last layer: the logit is dequantized, acc · s_in · s_w (no requantization)"]
         return lines + [
             f"M = s_in·s_w/s_out = {t.multiplier:.6g} = M0·2^(shift−31), M0 = {t.m0 / 1e9:.6f}e9 (exact in the figure), shift = {t.shift}",
-            f"SRDHM(acc·2^{max(t.shift, 0)}, M0) = {t.high_mul}   (round(acc·M0/2^31), ties away from 0)",
+            f"SRDHM(acc·2^{max(t.shift, 0)}, M0) = {t.high_mul}   (acc·M0/2^31 rounded to nearest)",
             f"RDBPOT(., {max(-t.shift, 0)})      = {t.rounded}   (exact acc·M = {t.acc * t.multiplier:.3f})",
             f"+ z_out = {t.z_out}           -> {t.unclamped}",
             f"clamp to [{t.clamp[0]}, {t.clamp[1]}] (ReLU fused: lower end = z_out) -> code {t.code}",
