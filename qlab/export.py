@@ -43,6 +43,7 @@ class _Graph:
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
+        self.grid: tuple[str, str] | None = None  # (scale, zero-point) names of the last QDQ pair
 
     def const(self, name: str, value: np.ndarray) -> str:
         self.inits.append(numpy_helper.from_array(np.asarray(value), name))
@@ -52,10 +53,15 @@ class _Graph:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
-    def qdq(self, x: str, name: str, scale: float, zero_point: int) -> tuple[str, str]:
-        """Quantize ``x`` to uint8 codes and dequantize again; returns (codes, dequantized)."""
-        s = self.const(f"{name}_scale", np.array(scale, dtype=np.float32))
-        z = self.const(f"{name}_zero_point", np.array(zero_point, dtype=np.uint8))
+    def qdq(self, x: str, name: str, scale: float | str, zero_point: int | str) -> tuple[str, str]:
+        """Quantize ``x`` to uint8 codes and dequantize again; returns (codes, dequantized).
+
+        ``scale``/``zero_point``: values (new initializers) or names of existing ones; the
+        last grid used is kept in ``self.grid``.
+        """
+        s = scale if isinstance(scale, str) else self.const(f"{name}_scale", np.array(scale, dtype=np.float32))
+        z = zero_point if isinstance(zero_point, str) else self.const(f"{name}_zero_point", np.array(zero_point, dtype=np.uint8))
+        self.grid = (s, z)
         q = self.node("QuantizeLinear", [x, s, z], f"{name}_codes")
         return q, self.node("DequantizeLinear", [q, s, z], f"{name}_dq")
 
@@ -124,12 +130,8 @@ def to_onnx(imodel: nn.Module, path: str | Path | None = None, weight_dtype: str
             if m.out_scale is not None:
                 codes, x = g.qdq(x, name, float(m.out_scale), m.out_zero_point)
                 outputs.append((codes, 2 if m.kind == "linear" else 4))
-        elif isinstance(m, IntegerGlobalAvgPool):
-            scale = g.nodes[-1].input[1]  # the pool keeps the grid of the codes it averages
-            zp = g.nodes[-1].input[2]
-            y = g.node("GlobalAveragePool", [x], f"{name}_out")
-            q = g.node("QuantizeLinear", [y, scale, zp], f"{name}_codes")
-            x = g.node("DequantizeLinear", [q, scale, zp], f"{name}_dq")
+        elif isinstance(m, IntegerGlobalAvgPool):  # the mean stays on the grid of the codes it averages
+            _, x = g.qdq(g.node("GlobalAveragePool", [x], f"{name}_out"), name, *g.grid)
         elif isinstance(m, nn.Flatten):
             x = g.node("Flatten", [x], f"{name}_out", axis=1)
             rank = 2

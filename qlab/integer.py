@@ -32,7 +32,7 @@ from torch import nn
 
 from qlab.affine import quantize
 from qlab.ptq import QuantizedLayer
-from qlab.requantize import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, requantize_float
+from qlab.requantize import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier
 
 ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6"}
 
@@ -155,11 +155,6 @@ class IntegerLayer(nn.Module):
         """Output codes clamp(z_out + acc · M (fixed point), lo, hi)."""
         m0, shift = self._channel(self.m0, acc.dim()), self._channel(self.shift, acc.dim())
         q = self.out_zero_point + multiply_by_quantized_multiplier(acc, m0, shift, self.rounding)
-        return q.clamp(self.out_min, self.out_max).to(code_dtype(self.out_min, self.out_max))
-
-    def requantize_float(self, acc: torch.Tensor) -> torch.Tensor:
-        """The same codes with the float rescale of FBGEMM/onnxruntime (ties to even), for comparison."""
-        q = self.out_zero_point + requantize_float(acc, self._channel(self.multiplier.float(), acc.dim()))
         return q.clamp(self.out_min, self.out_max).to(code_dtype(self.out_min, self.out_max))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
