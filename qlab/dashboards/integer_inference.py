@@ -132,18 +132,16 @@ class FollowOneOutputDashboard(Dashboard):
 
     def build_figure(self) -> None:
         self.ax_x, self.ax_w, self.ax_terms = self.fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.4]})
-        self.fig.subplots_adjust(left=0.05, right=0.98, top=0.86, bottom=0.22, wspace=0.35)
+        self.fig.subplots_adjust(left=0.05, right=0.98, top=0.86, bottom=0.15, wspace=0.3)
         self.im_x = self.ax_x.imshow(np.zeros((2, 9)), cmap="viridis", aspect="auto", vmin=0, vmax=255)
         self.im_w = self.ax_w.imshow(np.zeros((2, 9)), cmap="coolwarm", aspect="auto", vmin=-127, vmax=127)
-        self.ax_x.set(title="input codes $q_a$", xlabel="kernel tap", ylabel="input channel")
-        self.ax_w.set(title="weight codes $q_w$", xlabel="kernel tap")
-        self.fig.colorbar(self.im_x, ax=self.ax_x, fraction=0.08)
-        self.fig.colorbar(self.im_w, ax=self.ax_w, fraction=0.08)
+        # no ticks or colorbars on the code images: tick layout is most of the render time
+        self.ax_x.set(title="input codes $q_a$ (0..255)", xlabel="kernel tap", ylabel="input channel", xticks=[], yticks=[])
+        self.ax_w.set(title="weight codes $q_w$ (±127)", xlabel="kernel tap", xticks=[], yticks=[])
         labels = ["Σqa·qw", "−za·Σqw", "bias", "acc"]
         self.bars = self.ax_terms.bar(labels, [0, 0, 0, 0], color=["0.5", "tab:orange", "tab:green", "tab:blue"])
         self.ax_terms.axhline(0, color="k", lw=0.8)
         self.ax_terms.set(title="int32 accumulator terms", ylabel="integer value")
-        self.ax_terms.tick_params(axis="x", labelrotation=30)
         self.suptitle = self.fig.suptitle("")
 
     def compute(self) -> OutputTrace:
@@ -225,17 +223,15 @@ class MultiplierPrecisionDashboard(Dashboard):
         self.fig.subplots_adjust(left=0.09, right=0.98, top=0.86, bottom=0.22, wspace=0.3)
         names = [n for n, _ in self.layers]
         x = np.arange(len(names))
-        self.err_bars = self.ax_err.bar(x - 0.2, np.zeros(len(names)), 0.4, label="max rel. error of M (%)")
-        self.chg_bars = self.ax_err.bar(x + 0.2, np.zeros(len(names)), 0.4, label="output codes changed (%)")
+        self.err_bars = self.ax_err.bar(x - 0.2, np.zeros(len(names)), 0.4, color="tab:blue")
+        self.chg_bars = self.ax_err.bar(x + 0.2, np.zeros(len(names)), 0.4, color="tab:orange")
         self.ax_err.set_xticks(x, names)
-        self.ax_err.set(ylabel="percent", title="per layer")
-        self.ax_err.legend(fontsize=8)
+        self.ax_err.set(ylabel="percent", title="blue: max error of M, orange: codes changed")
         bits = sorted(self.accuracy)
-        self.ax_acc.plot(bits, [self.accuracy[b] for b in bits], "o-", label="measured (test set)")
-        self.marker = self.ax_acc.axvline(8, color="tab:red", label="chosen bits")
-        self.ax_acc.set(xlabel="bits of M0", ylabel="test accuracy (%)", title="integer cnn accuracy", xscale="log", xticks=bits)
-        self.ax_acc.set_xticklabels([str(b) for b in bits])
-        self.ax_acc.legend(fontsize=8)
+        self.ax_acc.plot(bits, [self.accuracy[b] for b in bits], "o-")
+        self.marker = self.ax_acc.axvline(8, color="tab:red")
+        self.ax_acc.set(xlabel="bits of M0 (red: chosen)", ylabel="test accuracy (%)", title="measured on the test set",
+                        xticks=bits, xlim=(0, 34))
 
     def compute(self) -> PrecisionState:
         bits = self.controls[0].value
