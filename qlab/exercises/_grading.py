@@ -37,6 +37,23 @@ def grade(answer: Any, expected: Any, explanation: str, slips: Sequence[tuple[An
     return Feedback(False, f"Not quite. {fallback}")
 
 
+def _as_ints(answer: Any) -> tuple[int, ...] | None:
+    """The answer as a tuple of Python ints, or None if it holds a non-whole number."""
+    values = torch.as_tensor(answer, dtype=torch.float64).flatten().tolist()
+    return tuple(int(v) for v in values) if all(float(v).is_integer() for v in values) else None
+
+
+def grade_exact(answer: Any, expected: Sequence[int], explanation: str, slips: Sequence[tuple[Sequence[int], str]], fallback: str) -> Feedback:
+    """Integer answers compared exactly: correct, or the hint of the first slip the answer equals."""
+    got = _as_ints(answer)
+    if got == tuple(expected):
+        return Feedback(True, f"Correct! {explanation}")
+    for wrong, hint in slips:
+        if got == tuple(wrong):
+            return Feedback(False, f"Not quite. {hint}")
+    return Feedback(False, f"Not quite. {fallback}")
+
+
 def combine(parts: Sequence[Feedback], explanation: str) -> Feedback:
     """Several part-answers: "Correct!" with ``explanation`` if all are; else the first wrong part's hint."""
     wrong = [f for f in parts if not f.correct]
