@@ -190,11 +190,12 @@ class ActivationFakeQuant(nn.Module):
         if self.act_granularity == "per_batch":
             lo, hi = torch.aminmax(x)
             shape: tuple[int, ...] = ()
-        elif self.act_granularity == "per_sample":
-            lo, hi = torch.aminmax(x.reshape(x.shape[0], -1), dim=1)
+        elif self.act_granularity == "per_sample":  # amin + amax: much faster than aminmax along a dim
+            rows = x.reshape(x.shape[0], -1)
+            lo, hi = rows.amin(dim=1), rows.amax(dim=1)
             shape = (x.shape[0],) + (1,) * (x.dim() - 1)
         else:
-            lo, hi = torch.aminmax(x, dim=-1, keepdim=True)
+            lo, hi = x.amin(dim=-1, keepdim=True), x.amax(dim=-1, keepdim=True)
             shape = lo.shape
         scale, zp = qparams_from_range(lo, hi, bits=self.bits, signed=False)
         return scale.reshape(shape), zp.reshape(shape)
@@ -202,8 +203,11 @@ class ActivationFakeQuant(nn.Module):
     def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(a, scale): a = clamp(round(x / scale), qmin - z, qmax - z) = q - z as float32 integers."""
         scale, zp = self.qparams(x)
-        lo, hi = (self.quant_min - zp, self.quant_max - zp) if zp.dim() else (self.quant_min - int(zp), self.quant_max - int(zp))
-        return torch.round(x * torch.reciprocal(scale)).clamp_(lo, hi), scale
+        r = torch.round(x * torch.reciprocal(scale))
+        if zp.dim() == 0:
+            return r.clamp_(self.quant_min - int(zp), self.quant_max - int(zp)), scale
+        # two one-sided clamps: several times faster than clamp_ with tensor bounds
+        return r.clamp_min_(self.quant_min - zp).clamp_max_(self.quant_max - zp), scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, scale = self.codes(x)
