@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from qlab.models import checkpoint_info, load_pretrained
@@ -18,6 +19,7 @@ def _train(out: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_training_twice_gives_identical_checkpoints(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):
