@@ -62,16 +62,12 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(dotted name, layer) of every Conv1d/Conv2d/Linear anywhere in ``model``, in order
     (layers already wrapped in a :class:`QuantizedLayer` excluded)."""
     wrapped = {id(m.layer) for m in model.modules() if isinstance(m, QuantizedLayer)}
-    return [(name, m) for name, m in model.named_modules() if _is_supported(m) and id(m) not in wrapped]
-
-
-def _is_supported(m: nn.Module) -> bool:
-    return isinstance(m, SUPPORTED)
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, SUPPORTED) and id(m) not in wrapped]
 
 
 def float_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """(name, parameter) of every parameter not owned by a Conv1d/Conv2d/Linear or QuantizedLayer."""
-    owned = {id(p) for m in model.modules() if _is_supported(m) or isinstance(m, QuantizedLayer) for p in m.parameters()}
+    owned = {id(p) for m in model.modules() if isinstance(m, SUPPORTED) or isinstance(m, QuantizedLayer) for p in m.parameters()}
     return [(name, p) for name, p in model.named_parameters() if id(p) not in owned]
 
 
@@ -79,7 +75,7 @@ def _unsupported_owners(model: nn.Module) -> list[str]:
     """Modules holding float parameters that are not normalization layers (those stay float by design)."""
     owners = []
     for name, m in model.named_modules():
-        if _is_supported(m) or isinstance(m, (QuantizedLayer, *NORMS)):
+        if isinstance(m, SUPPORTED) or isinstance(m, (QuantizedLayer, *NORMS)):
             continue
         own = [p for p, _ in m.named_parameters(recurse=False)]
         if own:
