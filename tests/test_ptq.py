@@ -296,6 +296,8 @@ def test_any_module_is_quantized_recursively_and_float_parameters_are_reported(m
     with pytest.warns(UserWarning), torch.inference_mode():
         static = quantize_model(model, 8, 8, calib_data=torch.randint(0, 10, (16, 7)))
     assert static.report[0].act_range is not None
+    with torch.inference_mode():
+        torch.testing.assert_close(static(tokens), model(tokens), rtol=0.05, atol=0.05)
 
 
 def test_static_activations_without_calibration_data_are_an_error(monkeypatch):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from qlab.models import checkpoint_info, load_pretrained
@@ -18,6 +19,7 @@ def _train(out: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_training_twice_gives_identical_checkpoints(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):
@@ -39,3 +41,12 @@ def test_bad_arguments_are_rejected(tmp_path):
     assert result.returncode != 0 and "must be >= 1" in result.stderr
     result = subprocess.run([sys.executable, "-m", "qlab.train", "resnet"], capture_output=True, text=True)
     assert result.returncode != 0 and "invalid choice: 'resnet'" in result.stderr
+
+
+def test_retraining_into_the_shipped_directory_asks_to_update_the_hashes_in_code(tmp_path, monkeypatch, capsys):
+    from qlab import train
+
+    (tmp_path / "mlp.pt").write_bytes(b"retrained")
+    monkeypatch.setattr(train, "CHECKPOINT_DIR", tmp_path)
+    train._warn_on_changed_checkpoints(tmp_path, ["mlp"])
+    assert "set CHECKPOINT_SHA256['mlp.pt']" in capsys.readouterr().err
