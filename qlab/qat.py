@@ -23,8 +23,9 @@ where the gradient goes and how the range is set:
 
 The LSQ forward equals ``torch._fake_quantize_learnable_per_tensor_affine`` /
 ``..._per_channel_affine`` bit for bit and its gradients match them at float32 tolerance.
-Documented deviation: torch's per-tensor *backward* rounds a fractional zero-point half up
-(int(zp + 0.5)) while its forward rounds half to even; qlab uses the forward's rounding in both.
+Documented deviation: torch's per-tensor *backward* takes the zero-point as int(zp + 0.5) --
+half up for a fractional zp, and truncated towards zero for a negative one (zp = -1 -> 0) --
+while its forward rounds half to even; qlab uses the forward's zero-point in both passes.
 
 BatchNorm: folded into the preceding convolution *before* QAT (qlab.folding), so training
 sees exactly the weights the integer kernel will use; BN statistics are not updated any more
@@ -304,9 +305,10 @@ def penalty(model: nn.Module) -> torch.Tensor:
     Q is the layer's weight grid (learned or min/max scale, see :func:`weight_qparams`);
     λ is ``model.qat_config["lam"]``. Pass as ``regularizer=`` to :func:`qlab.train.fit`.
     """
+    layers = _qat_layers(model)
     cfg = model.qat_config
     total = torch.zeros(())
-    for _, ql in _qat_layers(model):
+    for _, ql in layers:
         w = ql.layer.weight
         scale, zp = weight_qparams(ql, cfg["weight_bits"], cfg["granularity"] == "per_channel")
         qmin, qmax = qrange(cfg["weight_bits"], signed=True)
