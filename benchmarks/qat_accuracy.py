@@ -34,8 +34,9 @@ SETTINGS = {  # label -> (weight_bits, act_bits, weight granularity)
     "W2A2": (2, 2, "per_channel"),
     "W4 per-tensor": (4, None, "per_tensor"),
 }
-PTQ_CALIBRATORS = ("minmax", "percentile", "mse", "entropy")
+PTQ_CALIBRATORS = ("minmax", "percentile", "mse", "histogram", "entropy")
 METHODS = ("ste", "lsq", "penalty")
+PTQ_AFTER_RUNS = 10  # the LSQ runs come first; then PTQ with the remaining calibrators
 
 
 def run_order() -> list[tuple[str, str, str]]:
@@ -48,15 +49,22 @@ def run_order() -> list[tuple[str, str, str]]:
     return runs
 
 
-def best_ptq(session: PTQSession, name: str, setting: str) -> tuple[float, str]:
-    """Best test accuracy over the PTQ calibrators (activations static, per tensor)."""
-    w_bits, a_bits, gran = SETTINGS[setting]
-    if a_bits is None:
-        return session.run(name, weight_bits=w_bits, granularity=gran).accuracy, "-"
-    accs = {c: session.run(name, weight_bits=w_bits, act_bits=a_bits, granularity=gran, calibration=c).accuracy
-            for c in PTQ_CALIBRATORS}
-    best = max(accs, key=accs.get)
-    return accs[best], best
+def update_ptq(session: PTQSession, r: dict, calibrator: str) -> None:
+    """Run PTQ with ``calibrator`` (activations static, per tensor) and keep the best per setting."""
+    for name in MODELS:
+        for setting, (w_bits, a_bits, gran) in SETTINGS.items():
+            if setting == "W4 per-tensor" and name != "depthwise":
+                continue
+            config = {"weight_bits": w_bits, "granularity": gran}
+            if a_bits is not None:
+                config.update(act_bits=a_bits, calibration=calibrator)
+            entry = r["ptq"].setdefault(f"{name}/{setting}", {"accuracy": -1.0, "calibrator": "-", "tried": []})
+            if a_bits is None and entry["tried"]:
+                continue  # weight-only PTQ does not depend on the calibrator
+            acc = session.run(name, **config).accuracy
+            entry["tried"].append(calibrator)
+            if acc > entry["accuracy"]:
+                entry["accuracy"], entry["calibrator"] = acc, calibrator if a_bits is not None else "-"
 
 
 def pct(v: float | None) -> str:
@@ -124,7 +132,8 @@ def write_markdown(r: dict) -> None:
         "STE = observed ranges (min/max weights per channel, moving-average activations) with the",
         "straight-through estimator; LSQ = learned step sizes; penalty = float weights in the forward",
         "pass, task loss + λ·Σ(w − Q(w))² with λ = 0.01, quantized with min/max at the end.",
-        "Best PTQ = best of the calibrators " + ", ".join(PTQ_CALIBRATORS) + " (static activations).",
+        "Best PTQ = best of the calibrators " + ", ".join(r["ptq_calibrators_done"]) + " (static activations,",
+        "the PTQ settings of `qlab.ptq.quantize_model`).",
         "",
         "| Model | Setting | FP32 | Best PTQ (calibrator) | QAT STE | QAT LSQ | QAT penalty |",
         "|-------|---------|-----:|----------------------:|--------:|--------:|------------:|",
@@ -146,18 +155,23 @@ def write_markdown(r: dict) -> None:
 
 
 def main() -> None:
+    """PTQ with min/max first, then the LSQ runs, PTQ with the other calibrators, the other QAT runs."""
     session = PTQSession()
     r: dict = {"fp32": {}, "ptq": {}, "qat": {}, "qat_seconds": 0.0, "recipe": QAT_RECIPE.__dict__,
+               "ptq_calibrators_done": [],
                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads available", "torch": torch.__version__}
-    for name in MODELS:
-        r["fp32"][name] = session.fp32_accuracy(name)
-        for setting in SETTINGS:
-            if setting == "W4 per-tensor" and name != "depthwise":
-                continue
-            acc, calibrator = best_ptq(session, name, setting)
-            r["ptq"][f"{name}/{setting}"] = {"accuracy": acc, "calibrator": calibrator}
+    r["fp32"] = {name: session.fp32_accuracy(name) for name in MODELS}
+    update_ptq(session, r, "minmax")
+    r["ptq_calibrators_done"].append("minmax")
     write_markdown(r)
-    for name, setting, method in run_order():
+    checkpoint = tuple(CHECKPOINT_SETTINGS[k] for k in ("weight_bits", "act_bits", "method", "granularity"))
+    for i, (name, setting, method) in enumerate(run_order()):
+        if i == PTQ_AFTER_RUNS:
+            for calibrator in PTQ_CALIBRATORS[1:]:
+                update_ptq(session, r, calibrator)
+                r["ptq_calibrators_done"].append(calibrator)
+                write_markdown(r)
+                print(f"PTQ with {calibrator} done", flush=True)
         w_bits, a_bits, gran = SETTINGS[setting]
         start = time.perf_counter()
         model, stats = finetune(name, w_bits, a_bits, method, gran)
@@ -165,7 +179,7 @@ def main() -> None:
         r["qat_seconds"] += seconds
         r["qat"][f"{name}/{setting}/{method}"] = {"accuracy": evaluate(convert(model)), "seconds": seconds,
                                                   "train_accuracy": stats["accuracy"]}
-        if (w_bits, a_bits, method, gran) == tuple(CHECKPOINT_SETTINGS[k] for k in ("weight_bits", "act_bits", "method", "granularity")):
+        if (w_bits, a_bits, method, gran) == checkpoint:
             save_checkpoint(name, model, stats, QAT_CHECKPOINT_DIR)
         write_markdown(r)
         print(f"{name} {setting} {method}: {100 * r['qat'][f'{name}/{setting}/{method}']['accuracy']:.2f}% "

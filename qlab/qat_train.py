@@ -35,7 +35,7 @@ __all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "QAT_CHECKPOINT_SHA256", "QAT_RE
 NUM_THREADS: int = 1
 """One thread per run: the benchmark's runs are independent and can run side by side."""
 
-QAT_RECIPE = TrainConfig(epochs=1, lr=1e-3, weight_decay=0.0)
+QAT_RECIPE = TrainConfig(epochs=3, lr=1e-3, weight_decay=0.0)
 """Optimizer settings of every QAT fine-tune (``hflip`` comes from the model's own recipe)."""
 
 QAT_CHECKPOINT_DIR: Path = CHECKPOINT_DIR / "qat"

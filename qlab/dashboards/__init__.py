@@ -16,6 +16,7 @@ from qlab.dashboards.bit_width import BitWidthDashboard
 from qlab.dashboards.range_choice import RangeChoiceDashboard
 from qlab.dashboards.per_channel import PerChannelDashboard
 from qlab.dashboards.whole_model_ptq import WholeModelPTQDashboard
+from qlab.dashboards.qat_gradients import QATGradientDashboard
 
 REGISTRY: dict[str, Callable[[], Dashboard]] = {
     "01 signal quantizer": SignalQuantizerDashboard,
@@ -24,6 +25,7 @@ REGISTRY: dict[str, Callable[[], Dashboard]] = {
     "04 range choice": RangeChoiceDashboard,
     "05 per-channel weights": PerChannelDashboard,
     "06 whole-model PTQ": WholeModelPTQDashboard,
+    "07 QAT gradients": QATGradientDashboard,
 }
 
-__all__ = ["REGISTRY", "BitWidthDashboard", "RangeChoiceDashboard", "Dashboard", "PerChannelDashboard", "WholeModelPTQDashboard", "ScaleZeroPointDashboard", "SignalQuantizerDashboard", "make_canvas"]
+__all__ = ["REGISTRY", "BitWidthDashboard", "QATGradientDashboard", "RangeChoiceDashboard", "Dashboard", "PerChannelDashboard", "WholeModelPTQDashboard", "ScaleZeroPointDashboard", "SignalQuantizerDashboard", "make_canvas"]
