@@ -7,7 +7,6 @@ answers come from qlab's own functions (the autograd of ``fake_quantize`` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,12 +15,12 @@ import torch
 from qlab.affine import fake_quantize, qrange
 from qlab.exercises import Feedback, _grade, _printing
 from qlab.qat import learnable_fake_quantize
+from qlab.qat_train import RESULTS_FILE, benchmark_results
 
 MASK_X: tuple[float, ...] = (-2.6, -2.25, -1.9, 0.2, 1.5, 1.8)
 MASK_SCALE, MASK_BITS = 0.5, 3
 LSQ_X: tuple[float, ...] = (0.7, 1.2)
 LSQ_SCALE, LSQ_BITS = 0.25, 3
-QAT_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "qat_accuracy.json"
 
 
 def ste_mask(x: Sequence[float], scale: float, bits: int) -> torch.Tensor:
@@ -75,14 +74,14 @@ def grade_lsq_scale_gradient(answer: Sequence[float], x: Sequence[float] = LSQ_X
     )
 
 
-def qat_gains(results: Path = QAT_RESULTS, setting: str = "W4A4") -> dict[str, float]:
+def qat_gains(results: Path = RESULTS_FILE, setting: str = "W4A4") -> dict[str, float]:
     """Points LSQ gains over the best PTQ per model at ``setting``, from the benchmark results."""
-    r = json.loads(Path(results).read_text())
+    r = benchmark_results(results)
     return {name: 100 * (r["qat"][f"{name}/{setting}/lsq"]["accuracy"] - r["ptq"][f"{name}/{setting}"]["accuracy"])
             for name in r["fp32"] if f"{name}/{setting}/lsq" in r["qat"]}
 
 
-def grade_biggest_gain(answer: str, setting: str = "W4A4", results: Path = QAT_RESULTS) -> Feedback:
+def grade_biggest_gain(answer: str, setting: str = "W4A4", results: Path = RESULTS_FILE) -> Feedback:
     """Exercise: which model gains the most points from LSQ over the best PTQ at ``setting``?"""
     gains = qat_gains(results, setting)
     if answer not in gains:

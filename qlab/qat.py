@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qlab._checks import check_bits, check_choice
-from qlab.affine import calc_qparams, fake_quantize, qparams_from_range, qrange
+from qlab.affine import calc_qparams, fake_quantize, qparams_from_range, qrange, quantize
 from qlab.data import calibration_subset
 from qlab.folding import fold_batchnorm
 from qlab.ptq import (
@@ -297,6 +297,60 @@ def weight_qparams(qlayer: QATLayer, bits: int, per_channel: bool) -> tuple[torc
     if qlayer.weight_fq is not None:
         return qlayer.weight_fq.qparams(w)
     return calc_qparams(w, bits, signed=True, symmetric=True, axis=0 if per_channel else None)
+
+
+def weight_codes(qlayer: QATLayer) -> torch.Tensor:
+    """Integer codes (int32) of a QAT layer's current weight on its current grid."""
+    if qlayer.weight_fq is None:
+        raise ValueError("this QATLayer has no weight quantizer (penalty method without fake quantization)")
+    w = qlayer.layer.weight.detach()
+    scale, zp = qlayer.weight_fq.qparams(w)
+    return quantize(w, scale, zp, qlayer.weight_fq.quant_min, qlayer.weight_fq.quant_max,
+                    axis=None if scale.dim() == 0 else 0)
+
+
+def oscillations(codes: torch.Tensor, window: int = 100) -> torch.Tensor:
+    """Which weights oscillate (Nagel et al. 2022) in the last ``window`` recorded steps.
+
+    ``codes`` has shape (steps, *weight_shape). A weight oscillates if, within the window,
+    its code changed at least twice (it went and came back) while visiting only two
+    neighbouring codes (max - min = 1). Returns a bool tensor of the weight's shape.
+    """
+    c = codes[-window:]
+    changes = (c[1:] != c[:-1]).sum(dim=0)
+    return (changes >= 2) & (c.amax(dim=0) - c.amin(dim=0) == 1)
+
+
+def near_boundary_fraction(codes_real: torch.Tensor, tol: float = 0.05) -> float:
+    """Fraction of values v = w / s within ``tol`` steps of a rounding decision boundary (v mod 1 = 0.5).
+
+    Uniformly spread weights give 2 * tol; QAT weights that oscillate sit close to a boundary.
+    """
+    frac = torch.remainder(codes_real, 1.0)
+    return float(((frac - 0.5).abs() <= tol).float().mean())
+
+
+def scaled_weight(qlayer: QATLayer, w: torch.Tensor | None = None) -> torch.Tensor:
+    """A weight in units of the layer's current step, w / s (per-channel scales along axis 0).
+
+    ``w`` defaults to the layer's own weight; pass another (e.g. the FP32 weight before QAT)
+    to see it on the same grid.
+    """
+    w = qlayer.layer.weight.detach() if w is None else w.detach()
+    scale, _ = qlayer.weight_fq.qparams(qlayer.layer.weight.detach())
+    return w / (scale if scale.dim() == 0 else scale.reshape([-1] + [1] * (w.dim() - 1)))
+
+
+def step_sizes(model: nn.Module) -> list[tuple[str, float, float]]:
+    """(layer, mean weight step of the QAT model, mean min/max step of the same weights) per layer."""
+    cfg = model.qat_config
+    rows = []
+    for name, ql in _qat_layers(model):
+        scale, _ = weight_qparams(ql, cfg["weight_bits"], cfg["granularity"] == "per_channel")
+        minmax, _ = calc_qparams(ql.layer.weight.detach(), cfg["weight_bits"], signed=True, symmetric=True,
+                                 axis=None if scale.dim() == 0 else 0)
+        rows.append((name, float(scale.mean()), float(minmax.mean())))
+    return rows
 
 
 def penalty(model: nn.Module) -> torch.Tensor:

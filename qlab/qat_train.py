@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, load_pretrained
 from qlab.qat import penalty, prepare_qat
 from qlab.train import TRAIN_CONFIGS, Callback, TrainConfig, fit, write_checksums
 
-__all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "QAT_CHECKPOINT_SHA256", "QAT_RECIPE", "finetune", "load_qat", "main"]
+__all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "RESULTS_FILE", "benchmark_results", "QAT_CHECKPOINT_SHA256", "QAT_RECIPE", "finetune", "load_qat", "main"]
 
 NUM_THREADS: int = 1
 """One thread per run: the benchmark's runs are independent and can run side by side."""
@@ -41,8 +42,17 @@ QAT_RECIPE = TrainConfig(epochs=3, lr=1e-3, weight_decay=0.0)
 QAT_CHECKPOINT_DIR: Path = CHECKPOINT_DIR / "qat"
 CHECKPOINT_SETTINGS: dict[str, Any] = {"weight_bits": 4, "act_bits": 4, "method": "lsq", "granularity": "per_channel"}
 
+RESULTS_FILE: Path = CHECKPOINT_DIR.parent.parent / "benchmarks" / "results" / "qat_accuracy.json"
+"""Results of ``benchmarks/qat_accuracy.py`` (FP32, best PTQ and QAT accuracies per run)."""
+
 QAT_CHECKPOINT_SHA256: dict[str, str] = {}
 """SHA-256 of ``data/checkpoints/qat/<name>_w4a4_lsq.pt`` (also listed in its SHA256SUMS)."""
+
+
+def benchmark_results(path: Path = RESULTS_FILE) -> dict[str, Any]:
+    """The QAT benchmark's results: ``{"fp32": {model: acc}, "ptq": {"model/setting": {...}},
+    "qat": {"model/setting/method": {...}}, ...}`` with accuracies in [0, 1]."""
+    return json.loads(Path(path).read_text())
 
 
 def recipe(name: str, epochs: int | None = None) -> TrainConfig:
@@ -61,11 +71,18 @@ def finetune(
     epochs: int | None = None,
     max_steps: int | None = None,
     callback: Callback | None = None,
+    on_prepared: Callable[[nn.Module], None] | None = None,
     **qat_options: Any,
 ) -> tuple[nn.Sequential, dict[str, float]]:
-    """QAT fine-tune of pretrained model ``name``; returns the QAT model (eval) and fit's stats."""
+    """QAT fine-tune of pretrained model ``name``; returns the QAT model (eval) and fit's stats.
+
+    ``on_prepared(model)`` is called with the QAT model before training (e.g. so a callback
+    can inspect its weights).
+    """
     torch.set_num_threads(NUM_THREADS)
     model = prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **qat_options)
+    if on_prepared is not None:
+        on_prepared(model)
     stats = fit(model, recipe(name, epochs), max_steps=max_steps, callback=callback, num_threads=NUM_THREADS,
                 regularizer=penalty if method == "penalty" else None, desc=f"{name} {method}")
     return model, stats
@@ -77,13 +94,21 @@ def checkpoint_path(name: str, root: Path | None = None) -> Path:
 
 
 def load_qat(name: str, *, root: Path | None = None) -> nn.Sequential:
-    """The shipped W4A4 LSQ QAT model ``name`` (eval mode), checked against its SHA-256."""
+    """The W4A4 LSQ QAT model ``name`` (eval mode), checked against its SHA-256 first.
+
+    The shipped checkpoints are checked against :data:`QAT_CHECKPOINT_SHA256`; a checkpoint in
+    another ``root`` against that directory's ``SHA256SUMS``.
+    """
     path = checkpoint_path(name, root)
     hint = f"Restore it with `git checkout -- data/checkpoints/qat` or rebuild with `python -m qlab.qat_train {name}`."
     if root is None:
         if name not in QAT_CHECKPOINT_SHA256:
             raise DataIntegrityError(f"no SHA-256 recorded for the QAT checkpoint of {name!r}. {hint}")
-        verify_sha256(path, QAT_CHECKPOINT_SHA256[name], hint)
+        expected = QAT_CHECKPOINT_SHA256[name]
+    else:
+        sums = dict(line.split()[::-1] for line in (Path(root) / "SHA256SUMS").read_text().splitlines() if line.strip())
+        expected = sums.get(path.name, "")
+    verify_sha256(path, expected, hint)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = prepare_qat(load_pretrained(name), **CHECKPOINT_SETTINGS)
     model.load_state_dict(state["state_dict"])
