@@ -216,3 +216,54 @@ def test_fit_is_deterministic_and_stops_at_max_steps():
         assert stats["steps"] == 3 and not model.training
     assert seen == [1, 2, 3, 1, 2, 3]
     assert torch.equal(results[0], results[1])
+
+
+def test_shipped_qat_checkpoints_match_their_checksums():
+    from qlab.data import sha256_file
+    from qlab.qat_train import QAT_CHECKPOINT_DIR, QAT_CHECKPOINT_SHA256, checkpoint_path
+
+    listed = dict(line.split()[::-1] for line in (QAT_CHECKPOINT_DIR / "SHA256SUMS").read_text().splitlines())
+    assert QAT_CHECKPOINT_SHA256, "no QAT checkpoint recorded"
+    for name, digest in QAT_CHECKPOINT_SHA256.items():
+        path = checkpoint_path(name)
+        assert listed[path.name] == digest == sha256_file(path)
+
+
+def test_load_qat_rebuilds_the_stored_accuracy():
+    from qlab.evaluation import evaluate
+    from qlab.qat_train import checkpoint_path, load_qat
+
+    model = load_qat("mlp")
+    meta = torch.load(checkpoint_path("mlp"), weights_only=True)["meta"]
+    assert abs(evaluate(convert(model)) - meta["test_accuracy"]) <= 2e-4  # two images: kernel-dependent ties
+
+
+def test_load_qat_refuses_a_damaged_file(tmp_path):
+    from qlab.data import DataIntegrityError
+    from qlab.qat_train import checkpoint_path, load_qat
+
+    data = bytearray(checkpoint_path("mlp").read_bytes())
+    data[-10] ^= 0xFF
+    (tmp_path / "mlp_w4a4_lsq.pt").write_bytes(bytes(data))
+    (tmp_path / "SHA256SUMS").write_text((checkpoint_path("mlp").parent / "SHA256SUMS").read_text())
+    with pytest.raises(DataIntegrityError):
+        load_qat("mlp", root=tmp_path)
+
+
+def test_oscillations_and_boundary_by_hand():
+    from qlab.qat import near_boundary_fraction, oscillations
+
+    codes = torch.tensor([[0, 0, 0, 1], [1, 0, 2, 1], [0, 0, 0, 1], [1, 0, 1, 1]])  # steps x weights
+    # weight 0 flips 0-1-0-1 (oscillates); 1 never moves; 2 jumps two codes; 3 constant
+    assert oscillations(codes).tolist() == [True, False, False, False]
+    assert near_boundary_fraction(torch.tensor([0.5, -1.5, 0.2, 2.96])) == 0.5
+
+
+def test_live_fine_tune_runs_and_reports():
+    from qlab.dashboards.qat_finetune import LiveFineTune
+
+    live = LiveFineTune(model="mlp", bits=2, steps=50)
+    result = live.run()
+    assert result.steps == 50 and result.tracked_weights == 256 * 128
+    assert result.qat_accuracy > result.ptq_accuracy + 0.2
+    assert "PTQ (min/max)" in live.readout() and len(live.loss_line.get_xdata()) == 50
