@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/qat_accuracy.py            # writes benchmarks/results/qat_accuracy.{json,md}
+    python benchmarks/qat_accuracy.py --resume   # keep the runs already in the results file
 
 Every QAT run starts from the shipped FP32 checkpoint and fine-tunes with
 ``qlab.qat_train.finetune`` (the recipe in ``qlab.qat_train.QAT_RECIPE``, one thread). The
@@ -14,6 +15,7 @@ runs also write the shipped checkpoints (``data/checkpoints/qat``), exactly what
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -156,22 +158,30 @@ def write_markdown(r: dict) -> None:
 
 def main() -> None:
     """PTQ with min/max first, then the LSQ runs, PTQ with the other calibrators, the other QAT runs."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resume", action="store_true", help="keep the finished runs of the results file")
+    args = parser.parse_args()
     session = PTQSession()
     r: dict = {"fp32": {}, "ptq": {}, "qat": {}, "qat_seconds": 0.0, "recipe": QAT_RECIPE.__dict__,
                "ptq_calibrators_done": [],
                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads available", "torch": torch.__version__}
-    r["fp32"] = {name: session.fp32_accuracy(name) for name in MODELS}
-    update_ptq(session, r, "minmax")
-    r["ptq_calibrators_done"].append("minmax")
-    write_markdown(r)
+    if args.resume and (RESULTS / "qat_accuracy.json").is_file():
+        r = json.loads((RESULTS / "qat_accuracy.json").read_text())
+    else:
+        r["fp32"] = {name: session.fp32_accuracy(name) for name in MODELS}
+        update_ptq(session, r, "minmax")
+        r["ptq_calibrators_done"].append("minmax")
+        write_markdown(r)
     checkpoint = tuple(CHECKPOINT_SETTINGS[k] for k in ("weight_bits", "act_bits", "method", "granularity"))
     for i, (name, setting, method) in enumerate(run_order()):
         if i == PTQ_AFTER_RUNS:
-            for calibrator in PTQ_CALIBRATORS[1:]:
+            for calibrator in [c for c in PTQ_CALIBRATORS if c not in r["ptq_calibrators_done"]]:
                 update_ptq(session, r, calibrator)
                 r["ptq_calibrators_done"].append(calibrator)
                 write_markdown(r)
                 print(f"PTQ with {calibrator} done", flush=True)
+        if f"{name}/{setting}/{method}" in r["qat"]:
+            continue
         w_bits, a_bits, gran = SETTINGS[setting]
         start = time.perf_counter()
         model, stats = finetune(name, w_bits, a_bits, method, gran)

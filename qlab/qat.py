@@ -13,6 +13,8 @@ where the gradient goes and how the range is set:
   gradient is multiplied by g = 1 / sqrt(N * Qp) (N elements per scale: a weight row, or one
   sample's features for activations; Qp = qmax - zp). Weight scales start at the paper's
   2 * mean|w| / sqrt(Qp) per channel, activation scales at the calibrated min/max range.
+  Before each forward pass s is clamped to >= 2^-23 in place (as torch.ao's
+  ``_LearnableFakeQuantize`` does), since an optimizer step can push it to or below zero.
   With ``learn_zero_point=True`` (LSQ+, Bhalgat et al. 2020) the activations' zp is learned
   too: dy/dzp = 0 inside, -s outside (times g); the forward pass uses round-half-even(zp)
   clamped to [qmin, qmax].
@@ -47,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qlab._checks import check_bits, check_choice
-from qlab.affine import calc_qparams, fake_quantize, qparams_from_range, qrange, quantize
+from qlab.affine import EPS, calc_qparams, fake_quantize, qparams_from_range, qrange, quantize
 from qlab.data import calibration_subset
 from qlab.folding import fold_batchnorm
 from qlab.ptq import (
@@ -196,6 +198,8 @@ class FakeQuant(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.method == "lsq":
+            with torch.no_grad():  # an optimizer step may push s below zero (torch.ao clamps the same way)
+                self.scale.clamp_(min=EPS)
             n = x[0].numel() if self.kind == "activation" else (x.numel() // x.shape[0] if self.axis == 0 else x.numel())
             qp = self.quant_max - (0 if self.kind == "weight" else int(self.zero_point.detach().round().clamp(self.quant_min, self.quant_max)))
             g = lsq_grad_factor(n, max(qp, 1))

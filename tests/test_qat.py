@@ -267,3 +267,14 @@ def test_live_fine_tune_runs_and_reports():
     assert result.steps == 50 and result.tracked_weights == 256 * 128
     assert result.qat_accuracy > result.ptq_accuracy + 0.2
     assert "PTQ (min/max)" in live.readout() and len(live.loss_line.get_xdata()) == 50
+
+
+def test_lsq_scale_pushed_below_zero_is_clamped():
+    """Regression: an optimizer step that makes a learned scale negative used to raise in forward."""
+    fq = FakeQuant(4, "weight", "lsq", per_channel=True)
+    w = torch.randn(3, 5)
+    fq.init_weight_scale(w)
+    with torch.no_grad():
+        fq.scale[1] = -0.01
+    y = fq(w)
+    assert torch.isfinite(y).all() and float(fq.scale[1]) == torch.finfo(torch.float32).eps
