@@ -45,7 +45,11 @@ CHECKPOINT_SETTINGS: dict[str, Any] = {"weight_bits": 4, "act_bits": 4, "method"
 RESULTS_FILE: Path = CHECKPOINT_DIR.parent.parent / "benchmarks" / "results" / "qat_accuracy.json"
 """Results of ``benchmarks/qat_accuracy.py`` (FP32, best PTQ and QAT accuracies per run)."""
 
-QAT_CHECKPOINT_SHA256: dict[str, str] = {}
+QAT_CHECKPOINT_SHA256: dict[str, str] = {
+    "cnn": "0723dedf92acb9b650e208e55739185f40250f6575c733f849c6be38a0dc76e2",
+    "depthwise": "1cf6cabbc69c5ebfd65e590994929f1581a65a7cf7e6ada24f591b70d1b19665",
+    "mlp": "1fe5f8be0d08dc0026bfe64c3f7cde6dba5e974366b52ba92853dca0e253f545",
+}
 """SHA-256 of ``data/checkpoints/qat/<name>_w4a4_lsq.pt`` (also listed in its SHA256SUMS)."""
 
 
