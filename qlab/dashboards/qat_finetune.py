@@ -52,7 +52,7 @@ class LiveFineTune:
         self.steps_slider = widgets.IntSlider(value=steps, min=50, max=600, step=50, description="steps", style=style)
         self.button = widgets.Button(description="Train", button_style="primary")
         self.button.on_click(lambda _b: self.run())
-        self.progress = widgets.Output()
+        self.progress = widgets.IntProgress(value=0, min=0, max=steps, description="steps")
         self.readout_box = widgets.HTML()
         self.fig = Figure(figsize=(9.0, 3.2), dpi=80.0)
         self.ax = self.fig.subplots()
@@ -84,14 +84,15 @@ class LiveFineTune:
             if model_ref:
                 history["codes"].append(weight_codes(getattr(model_ref[0], layer)))
             if step % PLOT_EVERY == 0:
+                self.progress.value = step
                 self.loss_line.set_data(history["step"], history["loss"])
                 self.acc_line.set_data(history["step"], history["acc"])
                 self.canvas.draw_idle()
 
         ptq = evaluate(quantize_model(load_pretrained(name), bits, bits))
-        with self.progress:
-            self.progress.clear_output()
-            model, _ = finetune(name, bits, bits, method, max_steps=steps, callback=callback, on_prepared=model_ref.append)
+        self.progress.max, self.progress.value = steps, 0
+        model, _ = finetune(name, bits, bits, method, max_steps=steps, callback=callback, on_prepared=model_ref.append)
+        self.progress.value = steps
         codes = torch.stack(history["codes"]) if history["codes"] else torch.zeros(1, 1)
         self.result = FineTuneResult(name, bits, steps, ptq, evaluate(convert(model)),
                                      int(oscillations(codes).sum()), codes[0].numel())
