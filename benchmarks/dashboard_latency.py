@@ -160,10 +160,14 @@ def main() -> int:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--only", nargs="+", metavar="PREFIX",
+                        help="measure only the dashboards whose name starts with a PREFIX (e.g. 07)")
     args = parser.parse_args()
     info = machine_info()
     results = []
     for name, build in REGISTRY.items():
+        if args.only and not name.startswith(tuple(args.only)):
+            continue
         dash, first_time_s = build_and_warm(build)
         results.append(run(name, dash, args.iterations, args.seed, first_time_s))
     text = report(results, args.clock, args.iterations, info)

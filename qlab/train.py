@@ -27,17 +27,18 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from qlab.data import load_fashion_mnist, sha256_file
 from qlab.evaluation import evaluate
 from qlab.models import CHECKPOINT_DIR, CHECKPOINT_SHA256, MODEL_NAMES, build_model, checkpoint_info
 
-__all__ = ["NUM_THREADS", "TRAIN_CONFIGS", "TrainConfig", "main", "train_model", "write_checksums", "write_readme"]
+__all__ = ["NUM_THREADS", "TRAIN_CONFIGS", "TrainConfig", "fit", "main", "train_model", "write_checksums", "write_readme"]
 
 NUM_THREADS: int = 2
 """Intra-op thread count used for training; fixed because it can affect float results."""
@@ -76,45 +77,90 @@ def _batch(
     return x
 
 
-def train_model(name: str, config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
-    """Train model ``name`` with ``config`` and return it (eval mode) with its metadata."""
-    torch.set_num_threads(NUM_THREADS)
+Callback = Callable[[int, float, float], None]
+"""``callback(step, loss, batch_accuracy)``, called after every optimizer step."""
+
+Regularizer = Callable[[nn.Module], torch.Tensor]
+"""``regularizer(model)`` returns a scalar added to the task loss (e.g. a QAT penalty)."""
+
+
+def fit(
+    model: nn.Module,
+    config: TrainConfig,
+    *,
+    max_steps: int | None = None,
+    regularizer: Regularizer | None = None,
+    callback: Callback | None = None,
+    num_threads: int = NUM_THREADS,
+    desc: str = "train",
+) -> dict[str, float]:
+    """Train ``model`` in place: AdamW, cosine decay per step, cross-entropy, seeded data order.
+
+    Deterministic on CPU: ``torch.manual_seed(config.seed)``, data order and flips from a
+    ``torch.Generator`` seeded with ``config.seed``, deterministic algorithms, ``num_threads``
+    intra-op threads. Runs ``config.epochs`` epochs, or stops after ``max_steps`` optimizer
+    steps (the cosine schedule then spans ``max_steps``). Shows a tqdm progress bar
+    (``tqdm.auto``: a widget in notebooks). The model is left in eval mode.
+
+    Returns:
+        ``{"loss": ..., "accuracy": ..., "steps": ...}``: mean training loss (task loss, without
+        the regularizer) and accuracy over the last epoch's batches, and steps taken.
+    """
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
+    torch.set_num_threads(num_threads)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
     images, labels = load_fashion_mnist("train")
-    model = build_model(name)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(images) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+    total = config.epochs * steps_per_epoch if max_steps is None else min(max_steps, config.epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     loss_fn = nn.CrossEntropyLoss()
 
+    step = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(images), generator=generator)
         total_loss, correct, seen = 0.0, 0, 0
-        progress = tqdm(order.split(config.batch_size), desc=f"{name} epoch {epoch}/{config.epochs}", unit="batch")
+        progress = tqdm(order.split(config.batch_size)[: total - step], desc=f"{desc} epoch {epoch}/{config.epochs}", unit="batch")
         for indices in progress:
             x = _batch(images, indices, config.hflip, generator)
             y = labels[indices]
             logits = model(x)
             loss = loss_fn(logits, y)
+            full = loss if regularizer is None else loss + regularizer(model)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            full.backward()
             optimizer.step()
             scheduler.step()
+            step += 1
+            batch_correct = (logits.argmax(dim=1) == y).sum().item()
             total_loss += loss.item() * len(y)
-            correct += (logits.argmax(dim=1) == y).sum().item()
+            correct += batch_correct
             seen += len(y)
             progress.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
-
+            if callback is not None:
+                callback(step, loss.item(), batch_correct / len(y))
+        if step >= total:
+            break
     model.eval()
+    return {"loss": total_loss / seen, "accuracy": correct / seen, "steps": step}
+
+
+def train_model(name: str, config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
+    """Train model ``name`` with ``config`` and return it (eval mode) with its metadata."""
+    torch.manual_seed(config.seed)
+    model = build_model(name)
+    stats = fit(model, config, desc=name)
     meta: dict[str, Any] = {
         "model": name,
         "test_accuracy": evaluate(model, "test"),
-        "final_epoch_train_accuracy": correct / seen,
-        "final_epoch_train_loss": total_loss / seen,
+        "final_epoch_train_accuracy": stats["accuracy"],
+        "final_epoch_train_loss": stats["loss"],
         "epochs": config.epochs,
         "seed": config.seed,
         "num_parameters": sum(p.numel() for p in model.parameters()),

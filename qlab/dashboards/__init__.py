@@ -17,6 +17,7 @@ from qlab.dashboards.range_choice import RangeChoiceDashboard
 from qlab.dashboards.per_channel import PerChannelDashboard
 from qlab.dashboards.whole_model_ptq import WholeModelPTQDashboard
 from qlab.dashboards.integer_inference import FollowOneOutputDashboard, MultiplierPrecisionDashboard
+from qlab.dashboards.qat_gradients import QATGradientDashboard
 
 REGISTRY: dict[str, Callable[[], Dashboard]] = {
     "01 signal quantizer": SignalQuantizerDashboard,
@@ -25,8 +26,9 @@ REGISTRY: dict[str, Callable[[], Dashboard]] = {
     "04 range choice": RangeChoiceDashboard,
     "05 per-channel weights": PerChannelDashboard,
     "06 whole-model PTQ": WholeModelPTQDashboard,
+    "07 QAT gradients": QATGradientDashboard,
     "08 follow one output": FollowOneOutputDashboard,
     "08 multiplier precision": MultiplierPrecisionDashboard,
 }
 
-__all__ = ["REGISTRY", "BitWidthDashboard", "RangeChoiceDashboard", "Dashboard", "PerChannelDashboard", "WholeModelPTQDashboard", "FollowOneOutputDashboard", "MultiplierPrecisionDashboard", "ScaleZeroPointDashboard", "SignalQuantizerDashboard", "make_canvas"]
+__all__ = ["REGISTRY", "BitWidthDashboard", "QATGradientDashboard", "RangeChoiceDashboard", "Dashboard", "PerChannelDashboard", "WholeModelPTQDashboard", "FollowOneOutputDashboard", "MultiplierPrecisionDashboard", "ScaleZeroPointDashboard", "SignalQuantizerDashboard", "make_canvas"]

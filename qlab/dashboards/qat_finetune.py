@@ -1,0 +1,130 @@
+"""Lesson 07 live fine-tune: a button that runs a short QAT fine-tune with a live loss plot.
+
+Not a slider dashboard (one click trains for seconds), so it is not in the latency registry.
+The run is ``qlab.qat_train.finetune(name, bits, bits, method, max_steps=steps)`` (1 thread,
+seeded); every ``PLOT_EVERY`` steps the loss and batch-accuracy curves are updated in place,
+and the integer codes of one layer's weights are recorded to count oscillating weights
+(:func:`qlab.qat.oscillations`). At the end the readout gives PTQ (min/max) -> QAT accuracy on the
+full test set.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import torch
+from matplotlib.figure import Figure
+
+from qlab.dashboards._base import make_canvas
+from qlab.evaluation import evaluate
+from qlab.models import MODEL_NAMES, load_pretrained
+from qlab.ptq import quantize_model
+from qlab.qat import convert, oscillations, weight_codes
+from qlab.qat_train import finetune
+
+PLOT_EVERY = 10
+TRACKED_LAYER = {"cnn": "block2_conv", "depthwise": "block3_pw_conv", "mlp": "fc2"}
+
+
+@dataclass(frozen=True)
+class FineTuneResult:
+    """Accuracies (test set, in [0, 1]) and the oscillation count of one live run."""
+
+    model: str
+    bits: int
+    steps: int
+    ptq_accuracy: float
+    qat_accuracy: float
+    oscillating: int
+    tracked_weights: int
+
+
+class LiveFineTune:
+    """Model, bits, method and steps controls, a Train button, a progress bar and a live plot."""
+
+    def __init__(self, model: str = "mlp", bits: int = 2, steps: int = 300) -> None:
+        style = {"description_width": "initial"}
+        self.model_dropdown = widgets.Dropdown(options=list(MODEL_NAMES), value=model, description="model", style=style)
+        self.bits_dropdown = widgets.Dropdown(options=[2, 3, 4], value=bits, description="W/A bits", style=style)
+        self.method_dropdown = widgets.Dropdown(options=["lsq", "ste", "penalty"], value="lsq", description="method", style=style)
+        self.steps_slider = widgets.IntSlider(value=steps, min=50, max=600, step=50, description="steps", style=style)
+        self.button = widgets.Button(description="Train", button_style="primary")
+        self.button.on_click(lambda _b: self.run())
+        self.progress = widgets.IntProgress(value=0, min=0, max=steps, description="steps")
+        self.readout_box = widgets.HTML()
+        self.fig = Figure(figsize=(9.0, 3.2), dpi=80.0)
+        self.ax = self.fig.subplots()
+        self.fig.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.18)
+        (self.loss_line,) = self.ax.plot([], [], color="tab:red", label="training loss")
+        (self.acc_line,) = self.ax.plot([], [], color="tab:blue", label="batch accuracy")
+        self.ax.set_xlabel("step")
+        self.ax.set_ylim(0, 2.5)
+        self.ax.legend(loc="upper right", frameon=False)
+        self.canvas = make_canvas(self.fig)
+        controls = widgets.HBox([self.model_dropdown, self.bits_dropdown, self.method_dropdown, self.steps_slider, self.button],
+                                layout=widgets.Layout(flex_flow="row wrap"))
+        self.widget = widgets.VBox([controls, self.progress, self.canvas, self.readout_box])
+        self.result: FineTuneResult | None = None
+
+    def run(self) -> FineTuneResult:
+        """Fine-tune with the current settings, updating the plot in place; return the result."""
+        name, bits, method, steps = (c.value for c in (self.model_dropdown, self.bits_dropdown, self.method_dropdown, self.steps_slider))
+        layer = TRACKED_LAYER[name]
+        history: dict[str, list] = {"step": [], "loss": [], "acc": [], "codes": []}
+        self.ax.set_xlim(0, steps)
+        self.ax.set_title(f"{name}, W{bits}A{bits}, {method}, {steps} steps")
+        model_ref: list = []
+
+        def callback(step: int, loss: float, acc: float) -> None:
+            history["step"].append(step)
+            history["loss"].append(loss)
+            history["acc"].append(acc)
+            if model_ref:
+                history["codes"].append(weight_codes(getattr(model_ref[0], layer)))
+            if step % PLOT_EVERY == 0:
+                self.progress.value = step
+                self.loss_line.set_data(history["step"], history["loss"])
+                self.acc_line.set_data(history["step"], history["acc"])
+                self.canvas.draw_idle()
+
+        ptq = evaluate(quantize_model(load_pretrained(name), bits, bits))
+        self.progress.max, self.progress.value = steps, 0
+        model, _ = finetune(name, bits, bits, method, max_steps=steps, callback=callback, on_prepared=model_ref.append)
+        self.progress.value = steps
+        codes = torch.stack(history["codes"]) if history["codes"] else torch.zeros(1, 1)
+        self.result = FineTuneResult(name, bits, steps, ptq, evaluate(convert(model)),
+                                     int(oscillations(codes).sum()), codes[0].numel())
+        self.model = model
+        self.readout_box.value = f'<pre style="font-size:15px">{html.escape(self.readout())}</pre>'
+        return self.result
+
+    def readout(self) -> str:
+        """Plain-text summary of the last run."""
+        r = self.result
+        if r is None:
+            return "press Train"
+        return (f"{r.model} W{r.bits}A{r.bits}: PTQ (min/max) {100 * r.ptq_accuracy:.2f}% -> QAT after {r.steps} steps "
+                f"{100 * r.qat_accuracy:.2f}%\n{r.oscillating} of {r.tracked_weights} weights of "
+                f"{TRACKED_LAYER[r.model]} oscillated between two neighbouring codes")
+
+
+def plot_weights_on_grid(ax, before: torch.Tensor, after: torch.Tensor, quant_min: int, quant_max: int, title: str) -> None:
+    """Histograms of weights in units of the step (w / s) before and after QAT, with the code grid.
+
+    Integer positions are the codes (solid grey), half-integers the rounding decision
+    boundaries (dotted); values beyond [quant_min, quant_max] are clipped by the quantizer.
+    """
+    lo, hi = quant_min - 1.5, quant_max + 1.5
+    bins = torch.linspace(lo, hi, 12 * int(hi - lo) + 1).numpy()
+    ax.hist(before.flatten().clamp(lo, hi).numpy(), bins=bins, color="0.6", alpha=0.7, label="FP32 (folded)")
+    ax.hist(after.flatten().clamp(lo, hi).numpy(), bins=bins, color="tab:orange", alpha=0.6, label="after QAT")
+    for code in range(quant_min, quant_max + 1):
+        ax.axvline(code, color="0.3", lw=0.8)
+        ax.axvline(code + 0.5, color="0.5", lw=0.6, ls=":")
+    ax.axvline(quant_min - 0.5, color="0.5", lw=0.6, ls=":")
+    ax.set_xlabel("w / s (code units; solid = codes, dotted = rounding boundaries)")
+    ax.set_ylabel("number of weights")
+    ax.set_title(title)
+    ax.legend(frameon=False)

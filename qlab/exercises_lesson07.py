@@ -1,0 +1,98 @@
+"""Self-checks for lesson 07 (quantization-aware training), in the convention of qlab.exercises.
+
+Each ``grade_*`` returns a ``Feedback``; its ``check_*`` twin prints the message. Expected
+answers come from qlab's own functions (the autograd of ``fake_quantize`` and
+``learnable_fake_quantize``) or from the benchmark results file, never from typed numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from qlab.affine import fake_quantize, qrange
+from qlab.exercises import Feedback, _grade, _printing
+from qlab.qat import learnable_fake_quantize
+from qlab.qat_train import RESULTS_FILE, benchmark_results
+
+MASK_X: tuple[float, ...] = (-2.6, -2.25, -1.9, 0.2, 1.5, 1.8)
+MASK_SCALE, MASK_BITS = 0.5, 3
+LSQ_X: tuple[float, ...] = (0.7, 1.2)
+LSQ_SCALE, LSQ_BITS = 0.25, 3
+
+
+def ste_mask(x: Sequence[float], scale: float, bits: int) -> torch.Tensor:
+    """dQ/dx of fake_quantize on the signed ``bits``-bit grid (zero-point 0), by autograd."""
+    xs = torch.tensor(x, requires_grad=True)
+    fake_quantize(xs, scale, 0, *qrange(bits, signed=True)).sum().backward()
+    return xs.grad
+
+
+def lsq_scale_gradients(x: Sequence[float], scale: float, bits: int) -> torch.Tensor:
+    """dQ(x_i)/ds for each x_i (gradient scale g = 1), by autograd of learnable_fake_quantize."""
+    xs = torch.tensor(x)
+    s = torch.full((len(x),), scale, requires_grad=True)
+    learnable_fake_quantize(xs, s, torch.zeros(len(x)), *qrange(bits, signed=True), axis=0).sum().backward()
+    return s.grad
+
+
+def grade_ste_mask(answer: Sequence[float], x: Sequence[float] = MASK_X, scale: float = MASK_SCALE, bits: int = MASK_BITS) -> Feedback:
+    """Exercise: the STE's dQ/dx (0 or 1) for each x on the signed grid with step ``scale``."""
+    if len(list(answer)) != len(x):
+        return Feedback(False, f"Not quite. Give one 0 or 1 for each of the {len(x)} inputs {tuple(x)}.")
+    qmin, qmax = qrange(bits, signed=True)
+    v = torch.tensor(x) / scale
+    unrounded = ((v >= qmin) & (v <= qmax)).float()
+    symmetric = ((torch.round(v) >= -qmax) & (torch.round(v) <= qmax)).float()
+    expected = ste_mask(x, scale, bits)
+    return _grade(
+        answer, expected,
+        f"The mask is 1 where the ROUNDED code round(x/s) lies in [{qmin}, {qmax}]: {expected.int().tolist()}.",
+        [(unrounded, "You compared x/s before rounding; the kernel checks the rounded code: -4.5 rounds to -4, inside."),
+         (symmetric, f"A signed {bits}-bit grid has one more negative code: it runs from {qmin} to {qmax}."),
+         (1 - expected, "Your mask is inverted: the gradient passes INSIDE the range and is 0 where x is clipped.")],
+        "Compute round(x / s) for each x and check whether it lies in [qmin, qmax].",
+    )
+
+
+def grade_lsq_scale_gradient(answer: Sequence[float], x: Sequence[float] = LSQ_X, scale: float = LSQ_SCALE, bits: int = LSQ_BITS) -> Feedback:
+    """Exercise: LSQ's dQ/ds for each x (gradient scale g = 1) on the signed grid with step ``scale``."""
+    if len(list(answer)) != len(x):
+        return Feedback(False, f"Not quite. Give one gradient for each of the inputs {tuple(x)}.")
+    expected = lsq_scale_gradients(x, scale, bits)
+    v = torch.tensor(x) / scale
+    return _grade(
+        answer, expected,
+        "Inside the range dQ/ds = round(x/s) - x/s (the sawtooth); clipped above it is qmax: "
+        f"{[round(float(g), 4) for g in expected]}.",
+        [(-expected, "Your signs are flipped: inside it is round(x/s) - x/s, and +qmax above the range."),
+         (torch.zeros(len(x)), "That is the STE's view (no gradient for s); LSQ differentiates Q = s * round(x/s) in s."),
+         (torch.round(v), "You gave round(x/s) alone; the product rule also brings -x/s (d round / ds = 0 under the STE).")],
+        "Q(x) = s * clamp(round(x/s), qmin, qmax): differentiate in s, treating round() as the identity inside.",
+    )
+
+
+def qat_gains(results: Path = RESULTS_FILE, setting: str = "W4A4") -> dict[str, float]:
+    """Points LSQ gains over the best PTQ per model at ``setting``, from the benchmark results."""
+    r = benchmark_results(results)
+    return {name: 100 * (r["qat"][f"{name}/{setting}/lsq"]["accuracy"] - r["ptq"][f"{name}/{setting}"]["accuracy"])
+            for name in r["fp32"] if f"{name}/{setting}/lsq" in r["qat"]}
+
+
+def grade_biggest_gain(answer: str, setting: str = "W4A4", results: Path = RESULTS_FILE) -> Feedback:
+    """Exercise: which model gains the most points from LSQ over the best PTQ at ``setting``?"""
+    gains = qat_gains(results, setting)
+    if answer not in gains:
+        return Feedback(False, f"Not quite. Answer with one of {sorted(gains)}.")
+    best = max(gains, key=gains.get)
+    table = ", ".join(f"{k} {v:+.2f}" for k, v in gains.items())
+    if answer == best:
+        return Feedback(True, f"Correct! Gains in points at {setting}: {table}. The model PTQ hurts most has the most to win back.")
+    return Feedback(False, f"Not quite. Look at how much PTQ loses at {setting} for each model: the biggest loss leaves the most to recover.")
+
+
+check_ste_mask = _printing(grade_ste_mask)
+check_lsq_scale_gradient = _printing(grade_lsq_scale_gradient)
+check_biggest_gain = _printing(grade_biggest_gain)

@@ -1,0 +1,149 @@
+"""Fine-tune the pretrained models with QAT and write the shipped QAT checkpoints.
+
+Usage (this exact command produced the shipped checkpoints)::
+
+    python -m qlab.qat_train cnn depthwise mlp
+
+Each run starts from the shipped FP32 checkpoint, builds ``prepare_qat(model, 4, 4, "lsq")``
+(BN folded, per-channel 4-bit weights, 4-bit per-tensor activations, every layer at 4 bits)
+and trains it with :func:`qlab.train.fit` and :data:`QAT_RECIPE`: AdamW without weight decay
+(= Adam), lr 1e-3 with a per-step cosine decay, batch 128, seed 0, the model's own
+horizontal-flip setting, :data:`NUM_THREADS` = 1 thread, deterministic algorithms. Re-running the
+command with torch 2.13.0 on CPU rewrites byte-identical files (the SHA-256 values in
+:data:`QAT_CHECKPOINT_SHA256` and ``SHA256SUMS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from qlab.data import DataIntegrityError, sha256_file, verify_sha256
+from qlab.evaluation import evaluate
+from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, load_pretrained
+from qlab.qat import penalty, prepare_qat
+from qlab.train import TRAIN_CONFIGS, Callback, TrainConfig, fit, write_checksums
+
+__all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "RESULTS_FILE", "benchmark_results", "QAT_CHECKPOINT_SHA256", "QAT_RECIPE", "finetune", "load_qat", "main"]
+
+NUM_THREADS: int = 1
+"""One thread per run: the benchmark's runs are independent and can run side by side."""
+
+QAT_RECIPE = TrainConfig(epochs=3, lr=1e-3, weight_decay=0.0)
+"""Optimizer settings of every QAT fine-tune (``hflip`` comes from the model's own recipe)."""
+
+QAT_CHECKPOINT_DIR: Path = CHECKPOINT_DIR / "qat"
+CHECKPOINT_SETTINGS: dict[str, Any] = {"weight_bits": 4, "act_bits": 4, "method": "lsq", "granularity": "per_channel"}
+
+RESULTS_FILE: Path = CHECKPOINT_DIR.parent.parent / "benchmarks" / "results" / "qat_accuracy.json"
+"""Results of ``benchmarks/qat_accuracy.py`` (FP32, best PTQ and QAT accuracies per run)."""
+
+QAT_CHECKPOINT_SHA256: dict[str, str] = {
+    "cnn": "0723dedf92acb9b650e208e55739185f40250f6575c733f849c6be38a0dc76e2",
+    "depthwise": "1cf6cabbc69c5ebfd65e590994929f1581a65a7cf7e6ada24f591b70d1b19665",
+    "mlp": "1fe5f8be0d08dc0026bfe64c3f7cde6dba5e974366b52ba92853dca0e253f545",
+}
+"""SHA-256 of ``data/checkpoints/qat/<name>_w4a4_lsq.pt`` (also listed in its SHA256SUMS)."""
+
+
+def benchmark_results(path: Path = RESULTS_FILE) -> dict[str, Any]:
+    """The QAT benchmark's results: ``{"fp32": {model: acc}, "ptq": {"model/setting": {...}},
+    "qat": {"model/setting/method": {...}}, ...}`` with accuracies in [0, 1]."""
+    return json.loads(Path(path).read_text())
+
+
+def recipe(name: str, epochs: int | None = None) -> TrainConfig:
+    """:data:`QAT_RECIPE` with model ``name``'s flip setting (and ``epochs`` if given)."""
+    config = dataclasses.replace(QAT_RECIPE, hflip=TRAIN_CONFIGS[name].hflip)
+    return config if epochs is None else dataclasses.replace(config, epochs=epochs)
+
+
+def finetune(
+    name: str,
+    weight_bits: int,
+    act_bits: int | None,
+    method: str,
+    granularity: str = "per_channel",
+    *,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    callback: Callback | None = None,
+    on_prepared: Callable[[nn.Module], None] | None = None,
+    **qat_options: Any,
+) -> tuple[nn.Sequential, dict[str, float]]:
+    """QAT fine-tune of pretrained model ``name``; returns the QAT model (eval) and fit's stats.
+
+    ``on_prepared(model)`` is called with the QAT model before training (e.g. so a callback
+    can inspect its weights).
+    """
+    torch.set_num_threads(NUM_THREADS)
+    model = prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **qat_options)
+    if on_prepared is not None:
+        on_prepared(model)
+    stats = fit(model, recipe(name, epochs), max_steps=max_steps, callback=callback, num_threads=NUM_THREADS,
+                regularizer=penalty if method == "penalty" else None, desc=f"{name} {method}")
+    return model, stats
+
+
+def checkpoint_path(name: str, root: Path | None = None) -> Path:
+    """``<root>/<name>_w4a4_lsq.pt`` (root defaults to :data:`QAT_CHECKPOINT_DIR`)."""
+    return (QAT_CHECKPOINT_DIR if root is None else Path(root)) / f"{name}_w4a4_lsq.pt"
+
+
+def load_qat(name: str, *, root: Path | None = None) -> nn.Sequential:
+    """The W4A4 LSQ QAT model ``name`` (eval mode), checked against its SHA-256 first.
+
+    The shipped checkpoints are checked against :data:`QAT_CHECKPOINT_SHA256`; a checkpoint in
+    another ``root`` against that directory's ``SHA256SUMS``.
+    """
+    path = checkpoint_path(name, root)
+    hint = f"Restore it with `git checkout -- data/checkpoints/qat` or rebuild with `python -m qlab.qat_train {name}`."
+    if root is None:
+        if name not in QAT_CHECKPOINT_SHA256:
+            raise DataIntegrityError(f"no SHA-256 recorded for the QAT checkpoint of {name!r}. {hint}")
+        expected = QAT_CHECKPOINT_SHA256[name]
+    else:
+        sums = dict(line.split()[::-1] for line in (Path(root) / "SHA256SUMS").read_text().splitlines() if line.strip())
+        expected = sums.get(path.name, "")
+    verify_sha256(path, expected, hint)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = prepare_qat(load_pretrained(name), **CHECKPOINT_SETTINGS)
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def save_checkpoint(name: str, model: nn.Module, stats: dict[str, float], out: Path) -> dict[str, Any]:
+    """Evaluate the QAT model, save ``{"state_dict", "meta"}`` and return the metadata."""
+    meta = {
+        "model": name, **CHECKPOINT_SETTINGS, "test_accuracy": evaluate(model),
+        "final_epoch_train_accuracy": stats["accuracy"], "steps": stats["steps"],
+        "config": dataclasses.asdict(recipe(name)), "torch_version": str(torch.__version__), "num_threads": NUM_THREADS,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, checkpoint_path(name, out))
+    write_checksums(out)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: fine-tune the named models and write their QAT checkpoints."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", choices=MODEL_NAMES, help="models to fine-tune")
+    parser.add_argument("--out", type=Path, default=QAT_CHECKPOINT_DIR, help="checkpoint directory")
+    args = parser.parse_args(argv)
+    for name in args.models:
+        model, stats = finetune(name, **CHECKPOINT_SETTINGS)
+        meta = save_checkpoint(name, model, stats, args.out)
+        print(json.dumps({"model": name, "test_accuracy": meta["test_accuracy"],
+                          "sha256": sha256_file(checkpoint_path(name, args.out))}))
+
+
+if __name__ == "__main__":
+    main()
