@@ -32,6 +32,7 @@ from qlab.evaluation import predict_logits
 from qlab.folding import fold_batchnorm
 from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.ptq import quantize_model
+from qlab.session import calibration_data
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY_RUNS, LATENCY_WARMUP = 200, 20
@@ -64,7 +65,7 @@ def runners(name: str) -> tuple[dict, dict]:
     """engine -> (threads -> callable(batch)), and engine -> model file bytes."""
     model = load_pretrained(name)
     folded = fold_batchnorm(model)
-    im = integer.convert(quantize_model(model, 8, 8))
+    im = integer.convert(quantize_model(model, 8, 8, calib_data=calibration_data()))
     logits = predict_logits(im, calibration_subset())
     tm = export.to_torch_int8(im, (float(logits.min()), float(logits.max())))
     onnx_fp32, onnx_int8 = export.float_onnx(folded), export.to_onnx(im)

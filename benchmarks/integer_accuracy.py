@@ -35,6 +35,7 @@ from qlab.data import calibration_subset, load_fashion_mnist
 from qlab.evaluation import evaluate, predict_logits
 from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.ptq import quantize_model
+from qlab.session import calibration_data
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MULTIPLIER_BITS = (4, 6, 8, 12, 16, 32)
@@ -70,7 +71,7 @@ def measure(name: str) -> dict:
     model = load_pretrained(name)
     images, labels = load_fashion_mnist("test")
     calib = calibration_subset()
-    q = quantize_model(model, 8, 8, act_mode="static")
+    q = quantize_model(model, 8, 8, calib_data=calibration_data(), act_mode="static")
     im = integer.convert(q)
     calib_logits = predict_logits(im, calib)
     tm = export.to_torch_int8(im, (float(calib_logits.min()), float(calib_logits.max())))

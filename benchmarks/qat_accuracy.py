@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from qlab.evaluation import evaluate
-from qlab.ptq import PTQSession
+from qlab.session import PTQSession
 from qlab.qat import convert
 from qlab.qat_train import CHECKPOINT_SETTINGS, QAT_CHECKPOINT_DIR, QAT_RECIPE, finetune, save_checkpoint
 
@@ -59,7 +59,7 @@ def update_ptq(session: PTQSession, r: dict, calibrator: str) -> None:
                 continue
             config = {"weight_bits": w_bits, "granularity": gran}
             if a_bits is not None:
-                config.update(act_bits=a_bits, calibration=calibrator)
+                config.update(act_bits=a_bits, calibrator=calibrator)
             entry = r["ptq"].setdefault(f"{name}/{setting}", {"accuracy": -1.0, "calibrator": "-", "tried": []})
             if a_bits is None and entry["tried"]:
                 continue  # weight-only PTQ does not depend on the calibrator

@@ -52,12 +52,13 @@ from qlab._checks import check_bits, check_choice
 from qlab.affine import EPS, calc_qparams, fake_quantize, qparams_from_range, qrange, quantize
 from qlab.data import calibration_subset
 from qlab.folding import fold_batchnorm
+from qlab.report import FloatParameter, PTQReport, layer_report
 from qlab.ptq import (
     ActivationFakeQuant,
     QuantizedLayer,
     QuantizedWeight,
-    _layer_report,
     collect_layer_inputs,
+    float_parameters,
     weighted_layers,
 )
 
@@ -380,7 +381,8 @@ def convert(model: nn.Module, calib_data: torch.Tensor | None = None) -> nn.Sequ
 
     Each QATLayer becomes a ``qlab.ptq.QuantizedLayer`` holding the fake-quantized weight
     and a static ``ActivationFakeQuant`` with the QAT scale and zero-point, so the converted
-    model computes exactly what the QAT model computes in eval mode and the PTQ report and
+    model computes what the QAT model computes in eval mode (up to float rounding: the
+    converted layers sum integer codes exactly, the QAT layers sum floats) and the PTQ report and
     size accounting apply unchanged.
     """
     cfg = model.qat_config
@@ -396,7 +398,9 @@ def convert(model: nn.Module, calib_data: torch.Tensor | None = None) -> nn.Sequ
         w = ql.layer.weight.detach()
         scale, zp = weight_qparams(ql, cfg["weight_bits"], per_channel)
         axis = None if scale.dim() == 0 else 0
-        qw = QuantizedWeight(fake_quantize(w, scale, zp, qmin, qmax, axis=axis), scale, zp,
+        z = zp if axis is None else zp.reshape(-1, *[1] * (w.dim() - 1))
+        codes = (quantize(w, scale, zp, qmin, qmax, axis=axis) - z).to(torch.float32)
+        qw = QuantizedWeight(fake_quantize(w, scale, zp, qmin, qmax, axis=axis), codes, scale, zp,
                              "per_tensor" if axis is None else "per_channel", scale.numel())
         act = None
         if ql.act_fq is not None:
@@ -405,7 +409,8 @@ def convert(model: nn.Module, calib_data: torch.Tensor | None = None) -> nn.Sequ
             act = ActivationFakeQuant(ql.act_fq.bits, "static", ((lo - a_zp) * a_scale, (hi - a_zp) * a_scale))
             act.scale, act.zero_point = a_scale, a_zp
         setattr(out, name, QuantizedLayer(ql.layer, qw, act))
-        report.append(_layer_report(name, ql.layer, qw, cfg["weight_bits"], True, act, inputs[name]))
-    out.report = report
+        report.append(layer_report(name, ql.layer, qw, cfg["weight_bits"], True, act, inputs[name]))
+    floats = [FloatParameter(n, tuple(p.shape), p.numel() * p.element_size()) for n, p in float_parameters(out)]
+    out.report = PTQReport(report, floats)
     out.__dict__.pop("qat_config", None)
     return out.eval()

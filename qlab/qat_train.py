@@ -29,7 +29,7 @@ from qlab.data import DataIntegrityError, sha256_file, verify_sha256
 from qlab.evaluation import evaluate
 from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, load_pretrained
 from qlab.qat import penalty, prepare_qat
-from qlab.train import TRAIN_CONFIGS, Callback, TrainConfig, fit, write_checksums
+from qlab.train import TRAIN_CONFIGS, Callback, TrainConfig, deterministic_cpu, fit, write_checksums
 
 __all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "RESULTS_FILE", "benchmark_results", "QAT_CHECKPOINT_SHA256", "QAT_RECIPE", "finetune", "load_qat", "main"]
 
@@ -83,8 +83,8 @@ def finetune(
     ``on_prepared(model)`` is called with the QAT model before training (e.g. so a callback
     can inspect its weights).
     """
-    torch.set_num_threads(NUM_THREADS)
-    model = prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **qat_options)
+    with deterministic_cpu(NUM_THREADS):
+        model = prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **qat_options)
     if on_prepared is not None:
         on_prepared(model)
     stats = fit(model, recipe(name, epochs), max_steps=max_steps, callback=callback, num_threads=NUM_THREADS,
@@ -121,8 +121,10 @@ def load_qat(name: str, *, root: Path | None = None) -> nn.Sequential:
 
 def save_checkpoint(name: str, model: nn.Module, stats: dict[str, float], out: Path) -> dict[str, Any]:
     """Evaluate the QAT model, save ``{"state_dict", "meta"}`` and return the metadata."""
+    with deterministic_cpu(NUM_THREADS):
+        accuracy = evaluate(model)
     meta = {
-        "model": name, **CHECKPOINT_SETTINGS, "test_accuracy": evaluate(model),
+        "model": name, **CHECKPOINT_SETTINGS, "test_accuracy": accuracy,
         "final_epoch_train_accuracy": stats["accuracy"], "steps": stats["steps"],
         "config": dataclasses.asdict(recipe(name)), "torch_version": str(torch.__version__), "num_threads": NUM_THREADS,
     }

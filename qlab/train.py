@@ -23,11 +23,12 @@ rewritten.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import time
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -108,8 +109,27 @@ def fit(
     """
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
+    with deterministic_cpu(num_threads):
+        return _fit(model, config, max_steps, regularizer, callback, desc)
+
+
+@contextlib.contextmanager
+def deterministic_cpu(num_threads: int) -> Iterator[None]:
+    """Within the block: ``num_threads`` torch threads and deterministic algorithms; both
+    settings are restored afterwards, so a notebook or test keeps its own."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(num_threads)
     torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _fit(model: nn.Module, config: TrainConfig, max_steps: int | None, regularizer: Regularizer | None,
+         callback: Callback | None, desc: str) -> dict[str, float]:
+    """The loop of :func:`fit` (threads and determinism already set)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 

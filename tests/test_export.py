@@ -12,11 +12,12 @@ from qlab.evaluation import predict_logits
 from qlab.folding import fold_batchnorm
 from qlab.models import load_pretrained
 from qlab.ptq import quantize_model
+from qlab.session import calibration_data
 
 
 @pytest.fixture(scope="module", params=["mlp", "cnn", "depthwise"])
 def model(request):
-    return request.param, integer.convert(quantize_model(load_pretrained(request.param), 8, 8))
+    return request.param, integer.convert(quantize_model(load_pretrained(request.param), 8, 8, calib_data=calibration_data()))
 
 
 def _engine_codes(sub: torch.nn.Module, x: torch.Tensor, engine: str, weight_dtype: str = "int8") -> torch.Tensor:

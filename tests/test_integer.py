@@ -18,6 +18,7 @@ from qlab.data import calibration_subset
 from qlab.evaluation import evaluate
 from qlab.models import load_pretrained
 from qlab.ptq import quantize_model
+from qlab.session import calibration_data
 from tflite_one_op import one_op_model, run_litert
 
 INT8 = (-128, 127)
@@ -96,7 +97,7 @@ def test_accumulator_terms_expand_the_zero_point_product():
 
 @pytest.fixture(scope="module")
 def cnn_models():
-    q = quantize_model(load_pretrained("cnn"), 8, 8, act_mode="static")
+    q = quantize_model(load_pretrained("cnn"), 8, 8, calib_data=calibration_data(), act_mode="static")
     return q, integer.convert(q)
 
 
@@ -125,7 +126,7 @@ def test_bias_and_multiplier_codes(cnn_models):
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "depthwise"])
 def test_layer_codes_agree_with_fake_quant(name):
-    q = quantize_model(load_pretrained(name), 8, 8, act_mode="static")
+    q = quantize_model(load_pretrained(name), 8, 8, calib_data=calibration_data(), act_mode="static")
     rows = integer.layer_agreement(q, integer.convert(q), calibration_subset()[:128])
     assert all(r.max_lsb <= 1 for r in rows), rows
     assert all(r.exact_share >= 0.97 for r in rows), rows
@@ -133,7 +134,7 @@ def test_layer_codes_agree_with_fake_quant(name):
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "depthwise"])
 def test_integer_accuracy_within_a_tenth_of_a_point(name):
-    q = quantize_model(load_pretrained(name), 8, 8, act_mode="static")
+    q = quantize_model(load_pretrained(name), 8, 8, calib_data=calibration_data(), act_mode="static")
     assert abs(evaluate(integer.convert(q)) - evaluate(q)) <= 0.001
 
 
@@ -159,7 +160,7 @@ def test_convert_rejects_unsupported_models():
     with pytest.raises(ValueError, match="static activation"):
         integer.convert(quantize_model(load_pretrained("mlp"), 8, None))
     with pytest.raises(ValueError, match="symmetric per-channel"):
-        integer.convert(quantize_model(load_pretrained("mlp"), 8, 8, granularity="per_group", group_size=16))
+        integer.convert(quantize_model(load_pretrained("mlp"), 8, 8, calib_data=calibration_data(), granularity="per_group", group_size=16))
 
 
 def test_follow_one_output_trace_matches_the_layer():

@@ -29,6 +29,7 @@ from qlab.dashboards._base import Dashboard
 from qlab.data import calibration_subset
 from qlab.models import load_pretrained
 from qlab.ptq import quantize_model
+from qlab.session import calibration_data
 
 MODEL = "cnn"
 N_IMAGES = 16
@@ -38,7 +39,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "inte
 
 def integer_cnn(n_images: int = N_IMAGES) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     """The W8A8 integer ``cnn`` and the input codes of each layer on the first calibration images."""
-    im = integer.convert(quantize_model(load_pretrained(MODEL), 8, 8, act_mode="static"))
+    im = integer.convert(quantize_model(load_pretrained(MODEL), 8, 8, calib_data=calibration_data(), act_mode="static"))
     return im, integer.layer_inputs(im, calibration_subset()[:n_images])
 
 

@@ -21,6 +21,7 @@ from qlab.dashboards._base import make_canvas
 from qlab.evaluation import evaluate
 from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.ptq import quantize_model
+from qlab.session import calibration_data
 from qlab.qat import convert, oscillations, weight_codes
 from qlab.qat_train import finetune
 
@@ -89,7 +90,7 @@ class LiveFineTune:
                 self.acc_line.set_data(history["step"], history["acc"])
                 self.canvas.draw_idle()
 
-        ptq = evaluate(quantize_model(load_pretrained(name), bits, bits))
+        ptq = evaluate(quantize_model(load_pretrained(name), bits, bits, calib_data=calibration_data()))
         self.progress.max, self.progress.value = steps, 0
         model, _ = finetune(name, bits, bits, method, max_steps=steps, callback=callback, on_prepared=model_ref.append)
         self.progress.value = steps

@@ -1,4 +1,5 @@
-"""Self-checks for lesson 07 (quantization-aware training), in the convention of qlab.exercises.
+"""Lesson 07 exercises (quantization-aware training): the STE mask, LSQ's step-size gradient
+and which model gains most from QAT.
 
 Each ``grade_*`` returns a ``Feedback``; its ``check_*`` twin prints the message. Expected
 answers come from qlab's own functions (the autograd of ``fake_quantize`` and
@@ -13,12 +14,13 @@ from pathlib import Path
 import torch
 
 from qlab.affine import fake_quantize, qrange
-from qlab.exercises import Feedback, _grade, _printing
+from qlab.exercises._grading import Feedback, grade, show
 from qlab.qat import learnable_fake_quantize
 from qlab.qat_train import RESULTS_FILE, benchmark_results
 
 MASK_X: tuple[float, ...] = (-2.6, -2.25, -1.9, 0.2, 1.5, 1.8)
 MASK_SCALE, MASK_BITS = 0.5, 3
+GAIN_SETTING = "W4A4"
 LSQ_X: tuple[float, ...] = (0.7, 1.2)
 LSQ_SCALE, LSQ_BITS = 0.25, 3
 
@@ -38,7 +40,7 @@ def lsq_scale_gradients(x: Sequence[float], scale: float, bits: int) -> torch.Te
     return s.grad
 
 
-def grade_ste_mask(answer: Sequence[float], x: Sequence[float] = MASK_X, scale: float = MASK_SCALE, bits: int = MASK_BITS) -> Feedback:
+def grade_ste_mask(answer: Sequence[float], x: Sequence[float], scale: float, bits: int) -> Feedback:
     """Exercise: the STE's dQ/dx (0 or 1) for each x on the signed grid with step ``scale``."""
     if len(list(answer)) != len(x):
         return Feedback(False, f"Not quite. Give one 0 or 1 for each of the {len(x)} inputs {tuple(x)}.")
@@ -47,7 +49,7 @@ def grade_ste_mask(answer: Sequence[float], x: Sequence[float] = MASK_X, scale: 
     unrounded = ((v >= qmin) & (v <= qmax)).float()
     symmetric = ((torch.round(v) >= -qmax) & (torch.round(v) <= qmax)).float()
     expected = ste_mask(x, scale, bits)
-    return _grade(
+    return grade(
         answer, expected,
         f"The mask is 1 where the ROUNDED code round(x/s) lies in [{qmin}, {qmax}]: {expected.int().tolist()}.",
         [(unrounded, "You compared x/s before rounding; the kernel checks the rounded code: -4.5 rounds to -4, inside."),
@@ -57,13 +59,13 @@ def grade_ste_mask(answer: Sequence[float], x: Sequence[float] = MASK_X, scale: 
     )
 
 
-def grade_lsq_scale_gradient(answer: Sequence[float], x: Sequence[float] = LSQ_X, scale: float = LSQ_SCALE, bits: int = LSQ_BITS) -> Feedback:
+def grade_lsq_scale_gradient(answer: Sequence[float], x: Sequence[float], scale: float, bits: int) -> Feedback:
     """Exercise: LSQ's dQ/ds for each x (gradient scale g = 1) on the signed grid with step ``scale``."""
     if len(list(answer)) != len(x):
         return Feedback(False, f"Not quite. Give one gradient for each of the inputs {tuple(x)}.")
     expected = lsq_scale_gradients(x, scale, bits)
     v = torch.tensor(x) / scale
-    return _grade(
+    return grade(
         answer, expected,
         "Inside the range dQ/ds = round(x/s) - x/s (the sawtooth); clipped above it is qmax: "
         f"{[round(float(g), 4) for g in expected]}.",
@@ -81,7 +83,7 @@ def qat_gains(results: Path = RESULTS_FILE, setting: str = "W4A4") -> dict[str, 
             for name in r["fp32"] if f"{name}/{setting}/lsq" in r["qat"]}
 
 
-def grade_biggest_gain(answer: str, setting: str = "W4A4", results: Path = RESULTS_FILE) -> Feedback:
+def grade_biggest_gain(answer: str, setting: str, results: Path) -> Feedback:
     """Exercise: which model gains the most points from LSQ over the best PTQ at ``setting``?"""
     gains = qat_gains(results, setting)
     if answer not in gains:
@@ -93,6 +95,16 @@ def grade_biggest_gain(answer: str, setting: str = "W4A4", results: Path = RESUL
     return Feedback(False, f"Not quite. Look at how much PTQ loses at {setting} for each model: the biggest loss leaves the most to recover.")
 
 
-check_ste_mask = _printing(grade_ste_mask)
-check_lsq_scale_gradient = _printing(grade_lsq_scale_gradient)
-check_biggest_gain = _printing(grade_biggest_gain)
+def check_ste_mask(answer: Sequence[float]) -> None:
+    """Print the feedback for the STE mask of ``MASK_X`` (step ``MASK_SCALE``, ``MASK_BITS`` bits)."""
+    show(grade_ste_mask(answer, MASK_X, MASK_SCALE, MASK_BITS))
+
+
+def check_lsq_scale_gradient(answer: Sequence[float]) -> None:
+    """Print the feedback for LSQ's dQ/ds at ``LSQ_X`` (step ``LSQ_SCALE``, ``LSQ_BITS`` bits)."""
+    show(grade_lsq_scale_gradient(answer, LSQ_X, LSQ_SCALE, LSQ_BITS))
+
+
+def check_biggest_gain(answer: str) -> None:
+    """Print the feedback for the model LSQ helps most at ``GAIN_SETTING`` (shipped results file)."""
+    show(grade_biggest_gain(answer, GAIN_SETTING, RESULTS_FILE))
