@@ -12,10 +12,12 @@ has nothing machine-specific to compare).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -23,6 +25,8 @@ import numpy as np
 import torch
 
 PRINT_DIGITS = 4
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+"""Where the benchmarks write their results (``benchmarks/results`` of the repository)."""
 
 OTHER_THREADS_ENV = "QLAB_OTHER_THREADS"
 """Set to 1 to run every lesson with the other torch thread count (1 <-> 2): ``make test``'s
@@ -106,3 +110,15 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = PRINT_DIGITS) -> None:
     """Print :func:`format_table` (one stdout message, so nbval waits once)."""
     print(format_table(headers, rows, digits))
+
+
+def load_results(name: str) -> dict[str, Any]:
+    """The committed results of benchmark ``name`` (``benchmarks/results/<name>.json``).
+
+    Lessons print engine timings and long-running accuracies from these files instead of
+    measuring them live, so the stored outputs do not depend on the learner's machine.
+    """
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file {path}; run benchmarks/{name}.py to write it")
+    return json.loads(path.read_text())

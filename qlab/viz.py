@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.container import BarContainer
@@ -215,3 +216,23 @@ def plot_grouped_bars(ax: Axes, names: Sequence[str], series: Mapping[str, Array
     ax.set(ylabel=ylabel, title=title)
     ax.legend(loc="best", fontsize=9)
     return bars
+
+
+def plot_weights_on_grid(ax: Axes, before: torch.Tensor, after: torch.Tensor, quant_min: int, quant_max: int, title: str) -> None:
+    """Histograms of weights in units of the step (w / s) before and after QAT, with the code grid.
+
+    Integer positions are the codes (solid grey), half-integers the rounding decision
+    boundaries (dotted); values beyond [quant_min, quant_max] are clipped by the quantizer.
+    """
+    lo, hi = quant_min - 1.5, quant_max + 1.5
+    bins = torch.linspace(lo, hi, 12 * int(hi - lo) + 1).numpy()
+    ax.hist(before.flatten().clamp(lo, hi).numpy(), bins=bins, color="0.6", alpha=0.7, label="FP32 (folded)")
+    ax.hist(after.flatten().clamp(lo, hi).numpy(), bins=bins, color="tab:orange", alpha=0.6, label="after QAT")
+    for code in range(quant_min, quant_max + 1):
+        ax.axvline(code, color="0.3", lw=0.8)
+        ax.axvline(code + 0.5, color="0.5", lw=0.6, ls=":")
+    ax.axvline(quant_min - 0.5, color="0.5", lw=0.6, ls=":")
+    ax.set_xlabel("w / s (code units; solid = codes, dotted = rounding boundaries)")
+    ax.set_ylabel("number of weights")
+    ax.set_title(title)
+    ax.legend(frameon=False)

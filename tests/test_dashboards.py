@@ -42,13 +42,16 @@ def test_registry_builds_displayable_dashboards(name: str) -> None:
 
 
 def test_each_lesson_displays_the_dashboard_registered_under_its_number() -> None:
-    """REGISTRY's "NN ..." entry is the class lesson NN's notebook imports and displays."""
+    """REGISTRY's "NN ..." entries are the classes lesson NN's notebook imports and displays."""
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     shown = {}
     for path in notebooks:
         source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
-        shown[path.name[:2]] = re.findall(r"^from qlab\.dashboards import (\w+)$", source, re.M)
-    registered = {name[:2]: [cls.__name__] for name, cls in REGISTRY.items()}
+        shown[path.name[:2]] = sorted(re.findall(r"^from qlab\.dashboards import (\w+)$", source, re.M))
+    registered: dict[str, list[str]] = {}
+    for name, cls in REGISTRY.items():
+        registered.setdefault(name[:2], []).append(cls.__name__)
+    registered = {k: sorted(v) for k, v in registered.items()}
     assert shown == registered
 
 

@@ -109,23 +109,3 @@ class LiveFineTune:
         return (f"{r.model} W{r.bits}A{r.bits}: PTQ (min/max) {100 * r.ptq_accuracy:.2f}% -> QAT after {r.steps} steps "
                 f"{100 * r.qat_accuracy:.2f}%\n{r.oscillating} of {r.tracked_weights} weights of "
                 f"{TRACKED_LAYER[r.model]} oscillated between two neighbouring codes")
-
-
-def plot_weights_on_grid(ax, before: torch.Tensor, after: torch.Tensor, quant_min: int, quant_max: int, title: str) -> None:
-    """Histograms of weights in units of the step (w / s) before and after QAT, with the code grid.
-
-    Integer positions are the codes (solid grey), half-integers the rounding decision
-    boundaries (dotted); values beyond [quant_min, quant_max] are clipped by the quantizer.
-    """
-    lo, hi = quant_min - 1.5, quant_max + 1.5
-    bins = torch.linspace(lo, hi, 12 * int(hi - lo) + 1).numpy()
-    ax.hist(before.flatten().clamp(lo, hi).numpy(), bins=bins, color="0.6", alpha=0.7, label="FP32 (folded)")
-    ax.hist(after.flatten().clamp(lo, hi).numpy(), bins=bins, color="tab:orange", alpha=0.6, label="after QAT")
-    for code in range(quant_min, quant_max + 1):
-        ax.axvline(code, color="0.3", lw=0.8)
-        ax.axvline(code + 0.5, color="0.5", lw=0.6, ls=":")
-    ax.axvline(quant_min - 0.5, color="0.5", lw=0.6, ls=":")
-    ax.set_xlabel("w / s (code units; solid = codes, dotted = rounding boundaries)")
-    ax.set_ylabel("number of weights")
-    ax.set_title(title)
-    ax.legend(frameon=False)
