@@ -31,7 +31,9 @@ import torch
 from qlab.calibration import CALIBRATORS
 from qlab.evaluation import evaluate
 from qlab.models import MODEL_NAMES, load_pretrained
+from qlab.metrics import accuracy_stderr
 from qlab.ptq import quantize_model, valid_group_sizes
+from qlab.ranking import TEST_IMAGES, verdict
 from qlab.session import build_cache
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,10 +66,11 @@ def measure(name: str) -> dict:
     return {"fp32": fp32, "w8a8": acc(weight_bits=8, act_bits=8), "weights": weights, "activations": acts}
 
 
-def calibrator_ranking(acts: dict) -> tuple[str, str]:
-    """(best, worst) calibrator by mean accuracy over the activation bit widths."""
-    mean = {m: sum(v.values()) / len(v) for m, v in acts.items()}
-    return max(mean, key=mean.get), min(mean, key=mean.get)
+def calibrator_verdict(r: dict) -> str:
+    """Best and worst calibrator by mean accuracy over the activation bit widths, with ties
+    within the test set's noise (1 standard error at the FP32 accuracy) named as ties."""
+    mean = {c: sum(v.values()) / len(v) / 100 for c, v in r["activations"].items()}
+    return verdict(mean, accuracy_stderr(r["fp32"] / 100, TEST_IMAGES))
 
 
 def check(results: dict) -> list[str]:
@@ -110,10 +113,9 @@ def markdown(results: dict) -> str:
     lines += sweep_table(results, "Weight-only PTQ: accuracy vs weight bits", "granularity", "weights", "W", WEIGHT_BITS)
     lines += sweep_table(results, "Activation PTQ: accuracy vs activation bits and calibrator (W8 per channel)",
                          "calibrator", "activations", "A", ACT_BITS)
-    lines += ["", "Best and worst calibrator (mean accuracy over A4..A8):", ""]
+    lines += ["", "Best and worst calibrator (mean accuracy over A4..A8; closer than the test set's noise is a tie):", ""]
     for name, r in results.items():
-        best, worst = calibrator_ranking(r["activations"])
-        lines.append(f"- {name}: best **{best}**, worst **{worst}**")
+        lines.append(f"- {name}: {r['calibrator_verdict']}")
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +123,7 @@ def main() -> int:
     torch.set_num_threads(1)
     results = {name: measure(name) for name in MODEL_NAMES}
     for r in results.values():
-        r["best_calibrator"], r["worst_calibrator"] = calibrator_ranking(r["activations"])
+        r["calibrator_verdict"] = calibrator_verdict(r)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ptq_accuracy.json").write_text(json.dumps(results, indent=1) + "\n")
     (RESULTS / "ptq_accuracy.md").write_text(markdown(results))
