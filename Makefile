@@ -11,7 +11,7 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 # or different student CPU runs) and the other torch thread count (qlab.notebook.lesson_threads).
 OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 QLAB_OTHER_THREADS=1
 
-.PHONY: setup lab test test-unit test-notebooks test-notebooks-other-cpu lesson execute-notebooks benchmarks clean
+.PHONY: setup lab test test-unit test-notebooks test-notebooks-other-cpu lesson execute-notebooks benchmarks benchmarks-long clean
 
 setup: $(STAMP)
 
@@ -61,7 +61,13 @@ execute-notebooks: setup
 
 benchmarks: setup
 	$(PY) benchmarks/ptq_accuracy.py
+	$(PY) benchmarks/integer_accuracy.py
 	$(PY) benchmarks/dashboard_latency.py
+
+# The long ones (tens of minutes; run them alone on a quiet machine): QAT fine-tuning, int8 speed.
+benchmarks-long: setup
+	$(PY) benchmarks/qat_accuracy.py
+	$(PY) benchmarks/int8_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
