@@ -50,3 +50,10 @@ def test_check_prints(check, capsys):
     args = {ex.check_quantized_multiplier: (1979120930, -7), ex.check_bias_code: (5968,), ex.check_max_fan_in: (257,)}[check]
     check(*args)
     assert capsys.readouterr().out.startswith("Correct!")
+
+
+def test_truncation_exponent_and_tie_slips_get_their_hints():
+    assert "truncating" in gm(1979120929, -7).message  # 0.9216 * 2^31 = 1979120929.997, truncated
+    assert "frexp exponent" in gm(1979120930, -38).message  # the -31 counted twice
+    for code in (18, 19):  # 0.37 / 0.02 = 18.5: either way of breaking the tie
+        assert "input grid" in gb(code).message

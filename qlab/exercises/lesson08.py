@@ -8,6 +8,8 @@ and are compared exactly.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from qlab.exercises._grading import Feedback, grade_exact, show
@@ -31,6 +33,8 @@ def grade_quantized_multiplier(m0: int, shift: int, multiplier: float) -> Feedba
         ((round(multiplier * 2**31), 0), "You scaled M by 2^31 without normalising it first: "
          "frexp(M) = q · 2^shift with q in [0.5, 1), then M0 = round(q · 2^31) keeps 31 significant bits."),
         ((q30, e_shift), "M0 must lie in [2^30, 2^31): round(q · 2^31), not q · 2^30."),
+        ((int(multiplier * 2.0 ** (31 - e_shift)), e_shift), "Close: round q · 2^31 to the nearest integer instead of truncating it."),
+        ((e_m0, e_shift - 31), "Right M0, but give the frexp exponent as the shift: M = M0 · 2^(shift - 31) already holds the -31."),
     ]
     return grade_exact((m0, shift), (e_m0, e_shift), f"M = {multiplier} = {e_m0} · 2^({e_shift} - 31).", slips,
                   "Use frexp: M = q · 2^shift, q in [0.5, 1); M0 = round(q · 2^31) (ties away from zero).")
@@ -42,7 +46,8 @@ def grade_bias_code(code: int, bias: float, s_in: float, s_w: float) -> Feedback
     expected = int(torch.round(bias / scale))
     slips = [
         ((round(bias / s_w),), "That is the bias on the weight grid. The accumulator holds Σ qa·qw, whose scale is s_in · s_w."),
-        ((round(bias / s_in),), "That is the bias on the input grid. The accumulator's scale is s_in · s_w."),
+        *(((code,), "That is the bias on the input grid. The accumulator's scale is s_in · s_w.")
+          for code in sorted({math.floor(bias / s_in), math.ceil(bias / s_in)})),
         ((int(bias / float(scale)),), "Close: round to the nearest integer instead of truncating."),
     ]
     return grade_exact(code, (expected,), f"round({bias} / ({s_in} · {s_w})) = {expected}, zero-point 0.", slips,
