@@ -46,9 +46,9 @@ RESULTS_FILE: Path = CHECKPOINT_DIR.parent.parent / "benchmarks" / "results" / "
 """Results of ``benchmarks/qat_accuracy.py`` (FP32, best PTQ and QAT accuracies per run)."""
 
 QAT_CHECKPOINT_SHA256: dict[str, str] = {
-    "cnn": "0723dedf92acb9b650e208e55739185f40250f6575c733f849c6be38a0dc76e2",
-    "depthwise": "1cf6cabbc69c5ebfd65e590994929f1581a65a7cf7e6ada24f591b70d1b19665",
-    "mlp": "1fe5f8be0d08dc0026bfe64c3f7cde6dba5e974366b52ba92853dca0e253f545",
+    "cnn": "3a9b0a08639f1327e2dfaa11a8b778686464ea74d8e282e74251d4a6f70c1dec",
+    "depthwise": "0929845eba56632908d8a2eb9cf6d47589fad82b265bdedf1397ff12eb084bcf",
+    "mlp": "b255409f6bc226679b608496f2671e564138a54a43dc49ffc818b15343f302b2",
 }
 """SHA-256 of ``data/checkpoints/qat/<name>_w4a4_lsq.pt`` (also listed in its SHA256SUMS)."""
 
