@@ -191,3 +191,14 @@ def test_readme_integer_rows_match_the_results_file():
         (row,) = re.findall(rf"^\| `{name}` \|(.*)\|$", readme, re.M)
         a = r["accuracy"]
         assert [c.strip() for c in row.split("|")] == [f"{a[k]:.2f}" for k in ("fake_quant", "integer", "torch_int8", "onnxruntime_int8")]
+
+
+def test_a_qat_model_converts_to_integers_like_a_ptq_model() -> None:
+    """qlab.qat.convert gives the quantized form PTQ produces, so integer.convert takes it too."""
+    from qlab.qat import convert as qat_convert
+    from qlab.qat import prepare_qat
+
+    calib = calibration_data()
+    qmodel = qat_convert(prepare_qat(load_pretrained("mlp"), 8, 8, "lsq", calib_data=calib).eval(), calib_data=calib)
+    imodel = integer.convert(qmodel)
+    assert abs(evaluate(imodel) - evaluate(qmodel)) <= 0.001
