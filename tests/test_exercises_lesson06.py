@@ -59,3 +59,12 @@ def test_accuracy_drop_correct_hints_and_evaluated_once(monkeypatch: pytest.Monk
         fb = ex.grade_accuracy_drop(value, "depthwise", "per_tensor")
         assert not fb.correct and hint in fb.message, (hint, fb.message)
     assert len(calls) == 3, "FP32, W8A8 per_tensor and W8A8 per_channel are each evaluated once"
+
+
+def test_model_size_is_compared_exactly() -> None:
+    # mlp, 4-bit per-channel weights: 120528 bytes (hand sum in the notebook); adding an 8-byte
+    # activation scale/zero-point per layer (3 layers) is a different, wrong model: 120552.
+    assert ex.grade_model_size(120528, "mlp", 4).correct
+    fb = ex.grade_model_size(120552, "mlp", 4)
+    assert not fb.correct and "activations stay float" in fb.message
+    assert not ex.grade_model_size(120529, "mlp", 4).correct

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from qlab.evaluation import evaluate
-from qlab.exercises._grading import Feedback, grade, show
+from qlab.exercises._grading import Feedback, grade, grade_exact, show
 from qlab.models import load_pretrained
 from qlab.ptq import quantize_model, weighted_layers
 from qlab.report import model_size
@@ -23,14 +23,15 @@ def grade_model_size(n_bytes: int, model: str, bits: int) -> Feedback:
     fp32, expected = model_size(quantize_model(load_pretrained(model), bits).report)
     scales = sum(layer.weight.shape[0] * 4 for layer in layers)
     biases = sum(layer.bias.numel() for layer in layers)
-    return grade(
-        n_bytes, expected,
+    return grade_exact(
+        n_bytes, (expected,),
         f"{expected} bytes against {fp32} for FP32: {fp32 / expected:.2f}x smaller, less than 32/{bits} = {32 / bits:g}x "
         "because biases stay 32-bit and every channel stores a 32-bit scale.",
-        [(expected - scales, "You forgot the scales: one 32-bit scale per output channel is stored with the weights."),
-         (expected - biases * 4 + -(-biases * bits // 8), "Biases are not quantized to the weight bits: they stay 32-bit (int32 in integer inference)."),
-         (fp32 * bits // 32, f"Dividing the FP32 size by 32/{bits} ignores the 32-bit biases and scales."),
-         (8 * expected, "That is the size in bits; give it in bytes.")],
+        [((expected - scales,), "You forgot the scales: one 32-bit scale per output channel is stored with the weights."),
+         ((expected - biases * 4 + -(-biases * bits // 8),), "Biases are not quantized to the weight bits: they stay 32-bit (int32 in integer inference)."),
+         ((fp32 * bits // 32,), f"Dividing the FP32 size by 32/{bits} ignores the 32-bit biases and scales."),
+         ((8 * expected,), "That is the size in bits; give it in bytes."),
+         ((expected + 8 * len(layers),), "The activations stay float here: no activation scale or zero-point is stored.")],
         "Sum over layers: ceil(weights * bits / 8) + 4 bytes per bias + 4 bytes per output-channel scale.",
     )
 
