@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from qlab import sweeps
 from qlab.exercises import lesson04 as ex
 from qlab.lesson_tensors import tail_activations
 
@@ -69,3 +70,16 @@ def test_best_threshold_check_uses_the_lesson_candidates(capsys: pytest.CaptureF
     totals = [float(reference_error(x, t, ex.BITS)[0].mean()) for t in candidates]
     ex.check_best_threshold(candidates[int(np.argmin(totals))])
     assert capsys.readouterr().out.startswith("Correct!")
+
+
+def test_error_split_inside_only_average_is_caught_on_the_lesson_tensor() -> None:
+    """On the lesson's tensor only ~0.01% of the values are clipped: averaging the rounding part
+    over the inside values changes it by ~1e-4 relative, which must not pass as correct."""
+    x = tail_activations()
+    t = sweeps.percentile_of_abs(x, ex.SPLIT_PERCENTILE)
+    err2, clipped = reference_error(x, t, ex.BITS)
+    n = x.numel()
+    my_clip, my_round = float(err2[clipped].sum()) / n, float(err2[~clipped].sum()) / n
+    assert ex.grade_error_split(my_clip, my_round, x, t, ex.BITS, signed=False).correct
+    fb = ex.grade_error_split(my_clip, float(err2[~clipped].mean()), x, t, ex.BITS, signed=False)
+    assert not fb.correct and "inside the range only" in fb.message

@@ -27,12 +27,13 @@ def close(answer: Any, expected: Any, rel_tol: float = REL_TOL) -> bool:
     return len(a) == len(e) and all(math.isclose(x, y, rel_tol=rel_tol, abs_tol=1e-9) for x, y in zip(a, e))
 
 
-def grade(answer: Any, expected: Any, explanation: str, slips: Sequence[tuple[Any, str]], fallback: str) -> Feedback:
-    """Correct if ``answer`` matches ``expected``; else the hint of the first matching slip."""
-    if close(answer, expected):
+def grade(answer: Any, expected: Any, explanation: str, slips: Sequence[tuple[Any, str]], fallback: str,
+          rel_tol: float = REL_TOL) -> Feedback:
+    """Correct if ``answer`` matches ``expected`` within ``rel_tol``; else the hint of the first matching slip."""
+    if close(answer, expected, rel_tol):
         return Feedback(True, f"Correct! {explanation}")
     for wrong, hint in slips:
-        if close(answer, wrong):
+        if close(answer, wrong, rel_tol):
             return Feedback(False, f"Not quite. {hint}")
     return Feedback(False, f"Not quite. {fallback}")
 

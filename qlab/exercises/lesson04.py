@@ -20,6 +20,11 @@ CANDIDATE_FRACTIONS = np.arange(1, 21) / 20
 """Exercise 2: the candidate thresholds are these fractions of max x."""
 
 
+SPLIT_REL_TOL = 1e-5
+"""Exercise 1's tolerance on the rounding part: few values are clipped (0.01%), so averaging over
+the values inside only changes the answer by about 1e-4 and must not pass as correct."""
+
+
 def grade_error_split(clipping: float, rounding: float, x: torch.Tensor, threshold: float, bits: int, signed: bool) -> Feedback:
     """Clipping and rounding parts of the fake-quantization MSE (``qlab.sweeps.clip_rounding_error``)."""
     split = sweeps.clip_rounding_error(x, threshold, bits, signed)
@@ -39,6 +44,7 @@ def grade_error_split(clipping: float, rounding: float, x: torch.Tensor, thresho
          (split.clipping, "You swapped the parts: rounding error comes from the values INSIDE the range."),
          (split.total, "That is the total MSE; keep only the values inside the range.")],
         "Sum (Q(x) - x)^2 over the values inside [lo, hi] and divide by N.",
+        rel_tol=SPLIT_REL_TOL,
     )
     return combine([c, r], f"{100 * split.clipped_fraction:.3f}% of the values are clipped; clipping "
                            f"{split.clipping:.4g} + rounding {split.rounding:.4g} = total MSE {split.total:.4g}.")
