@@ -52,7 +52,8 @@ def grade_ste_mask(answer: Sequence[float], x: Sequence[float], scale: float, bi
     return grade(
         answer, expected,
         f"The mask is 1 where the ROUNDED code round(x/s) lies in [{qmin}, {qmax}]: {expected.int().tolist()}.",
-        [(unrounded, "You compared x/s before rounding; the kernel checks the rounded code: -4.5 rounds to -4, inside."),
+        [(unrounded, "Either you compared x/s before rounding, or you rounded -4.5 away from zero; the kernel checks the "
+                     "code rounded half to even: -4.5 rounds to -4, inside."),
          (symmetric, f"A signed {bits}-bit grid has one more negative code: it runs from {qmin} to {qmax}."),
          (1 - expected, "Your mask is inverted: the gradient passes INSIDE the range and is 0 where x is clipped.")],
         "Compute round(x / s) for each x and check whether it lies in [qmin, qmax].",
@@ -91,8 +92,8 @@ def grade_biggest_gain(answer: str, setting: str, results: Path) -> Feedback:
     best = max(gains, key=gains.get)
     table = ", ".join(f"{k} {v:+.2f}" for k, v in gains.items())
     if answer == best:
-        return Feedback(True, f"Correct! Gains in points at {setting}: {table}. The model PTQ hurts most has the most to win back.")
-    return Feedback(False, f"Not quite. Look at how much PTQ loses at {setting} for each model: the biggest loss leaves the most to recover.")
+        return Feedback(True, f"Correct! Gains in points at {setting}: {table}. Compare each gain with what PTQ lost at this setting.")
+    return Feedback(False, f"Not quite. Look at how much PTQ loses at {setting} for each model and how much LSQ wins back.")
 
 
 def check_ste_mask(answer: Sequence[float]) -> None:
