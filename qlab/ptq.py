@@ -71,6 +71,12 @@ def float_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(name, p) for name, p in model.named_parameters() if id(p) not in owned]
 
 
+def model_report(qmodel: nn.Module, rows: list[LayerReport]) -> PTQReport:
+    """The report of a quantized model: its layers' ``rows`` plus every parameter left in float."""
+    floats = [FloatParameter(n, tuple(p.shape), p.numel() * p.element_size()) for n, p in float_parameters(qmodel)]
+    return PTQReport(rows, floats)
+
+
 def _unsupported_owners(model: nn.Module) -> list[str]:
     """Modules holding float parameters that are not normalization layers (those stay float by design)."""
     owners = []
@@ -460,8 +466,7 @@ def quantize_model(
     owners = _unsupported_owners(qmodel)
     if owners:
         warnings.warn(f"left in float (not quantizable by quantize_model): {'; '.join(owners)}", stacklevel=2)
-    floats = [FloatParameter(n, tuple(p.shape), p.numel() * p.element_size()) for n, p in float_parameters(qmodel)]
-    qmodel.report = PTQReport(rows, floats)
+    qmodel.report = model_report(qmodel, rows)
     return qmodel.eval()
 
 

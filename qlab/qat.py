@@ -52,13 +52,13 @@ from qlab._checks import check_bits, check_choice
 from qlab.affine import EPS, calc_qparams, fake_quantize, qparams_from_range, qrange, quantize
 from qlab.data import calibration_subset
 from qlab.folding import fold_batchnorm
-from qlab.report import FloatParameter, PTQReport, layer_report
+from qlab.report import layer_report
 from qlab.ptq import (
     ActivationFakeQuant,
     QuantizedLayer,
     QuantizedWeight,
     collect_layer_inputs,
-    float_parameters,
+    model_report,
     weighted_layers,
 )
 
@@ -410,7 +410,6 @@ def convert(model: nn.Module, calib_data: torch.Tensor | None = None) -> nn.Sequ
             act.scale, act.zero_point = a_scale, a_zp
         setattr(out, name, QuantizedLayer(ql.layer, qw, act))
         report.append(layer_report(name, ql.layer, qw, cfg["weight_bits"], True, act, inputs[name]))
-    floats = [FloatParameter(n, tuple(p.shape), p.numel() * p.element_size()) for n, p in float_parameters(out)]
-    out.report = PTQReport(report, floats)
+    out.report = model_report(out, report)
     out.__dict__.pop("qat_config", None)
     return out.eval()
