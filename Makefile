@@ -1,5 +1,5 @@
 # qlab: two commands for everything.
-#   make lab    set up .venv (pinned) and open JupyterLab on the lessons
+#   make lab    set up .venv (pinned) and open JupyterLab on the student copies of the lessons
 #   make test   set up .venv if needed and run every test: unit tests, nbval on every notebook,
 #               then nbval again on another CPU's kernels and the other thread count
 PYTHON ?= python3.11
@@ -11,7 +11,7 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 # or different student CPU runs) and the other torch thread count (qlab.notebook.lesson_threads).
 OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 QLAB_OTHER_THREADS=1
 
-.PHONY: setup lab test test-unit test-notebooks test-notebooks-other-cpu lesson execute-notebooks benchmarks benchmarks-long clean
+.PHONY: setup student lab test test-unit test-notebooks test-notebooks-other-cpu lesson execute-notebooks benchmarks benchmarks-long clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,14 @@ $(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 LAB_ARGS ?=
 ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 OFFLINE := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
-lab: setup
-	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(OFFLINE) $(LAB_ARGS) notebooks/
+# The lab's root is the repository (lessons link ../docs/...); it opens on lessons/.
+lab: setup student
+	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(OFFLINE) --LabApp.default_url=/lab/tree/lessons $(LAB_ARGS)
+
+# Student copies in lessons/ (solutions stripped, nbgrader's rule: qlab/student.py), one for
+# every lesson that has none yet; a student's own file is never overwritten.
+student: setup
+	$(PY) -m qlab.student notebooks lessons
 
 test: setup
 	$(PY) -m pytest tests notebooks $(NBVAL)
