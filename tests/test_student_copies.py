@@ -109,6 +109,9 @@ def exercise_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 
 
 def test_every_exercise_cell_is_a_well_formed_solution_cell(lesson):
+    """nbgrader metadata, one pair of markers around a non-empty solution, a first comment line
+    saying what to do, a blank ``name = None`` line before the markers, and a ``check_*`` call on
+    that name after them: in the same cell, or (a prediction) in a later cell, after the reveal."""
     cells = exercise_cells(lesson)
     assert cells, "a lesson has exercises in nbgrader solution cells"
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in cells]
@@ -122,9 +125,13 @@ def test_every_exercise_cell_is_a_well_formed_solution_cell(lesson):
         assert lines.count(student.BEGIN) == 1 and lines.count(student.END) == 1, c.source
         begin, end = lines.index(student.BEGIN), lines.index(student.END)
         assert begin + 1 < end, f"an empty solution in:\n{c.source}"
-        assert re.match(r"# (Exercise|Prediction)\b", lines[0]), f"the first line says what to do:\n{c.source}"
-        assert any(re.fullmatch(r"\w+(, \w+)* = None", line) for line in lines[:begin]), f"no blank `= None` line:\n{c.source}"
-        assert any(re.match(r"check_\w+\(", line) for line in lines[end + 1:]), f"no check call after the solution:\n{c.source}"
+        assert lines[0].startswith("# "), f"the first line says what to do:\n{c.source}"
+        blanks = [re.fullmatch(r"(\w+(?:, \w+)*) = None(?:, None)*", line) for line in lines[:begin]]
+        names = [name for m in blanks if m for name in m.group(1).split(", ")]
+        assert names, f"no blank `name = None` line before the solution:\n{c.source}"
+        later = "\n".join(["\n".join(lines[end + 1:])] + [d.source for d in lesson.cells[lesson.cells.index(c) + 1:]])
+        calls = re.findall(r"^check_\w+\((.*)\)", later, re.M)
+        assert any(set(names) <= set(re.findall(r"\w+", args)) for args in calls), f"no check call on {names}:\n{c.source}"
 
 
 def test_student_copy_has_no_solution_code(lesson):
