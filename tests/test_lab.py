@@ -54,11 +54,19 @@ def lab_url():
         proc.wait(timeout=30)
 
 
-def test_lab_serves_the_numbered_lessons(lab_url):
-    listing = json.loads(_get(f"{lab_url}/api/contents?token={TOKEN}"))
+def test_lab_serves_the_student_copies_of_the_numbered_lessons(lab_url):
+    """The root is the repository (lessons link ../docs/...); `make lab` wrote lessons/ first."""
+    root = {item["name"] for item in json.loads(_get(f"{lab_url}/api/contents?token={TOKEN}"))["content"]}
+    assert {"notebooks", "lessons", "qlab"} <= root
+    listing = json.loads(_get(f"{lab_url}/api/contents/lessons?token={TOKEN}"))
     served = sorted(item["name"] for item in listing["content"] if item["type"] == "notebook")
     on_disk = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert on_disk and served == on_disk
+    assert on_disk and set(on_disk) <= set(served)
+
+
+def test_lab_opens_on_the_lessons_folder(lab_url):
+    with urllib.request.urlopen(f"{lab_url}/?token={TOKEN}", timeout=5) as response:
+        assert response.geturl().split("?")[0].endswith("/lab/tree/lessons")
 
 
 def test_lab_page_loads(lab_url):
