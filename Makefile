@@ -30,8 +30,9 @@ LAB_ARGS ?=
 ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 OFFLINE := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 # The lab's root is the repository (lessons link ../docs/...); it opens on lessons/.
+# LAB_DIR (empty by default): serve that folder as the root instead.
 lab: setup student
-	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(OFFLINE) --LabApp.default_url=/lab/tree/lessons $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(OFFLINE) --LabApp.default_url=/lab/tree/lessons $(LAB_ARGS) $(LAB_DIR)
 
 # Student copies in lessons/ (solutions stripped, nbgrader's rule: qlab/student.py), one for
 # every lesson that has none yet; a student's own file is never overwritten.
