@@ -5,7 +5,9 @@ whose reference solution sits between ``### BEGIN SOLUTION`` and ``### END SOLUT
 student copy replaces that region, markers included, by ``# YOUR CODE HERE`` (indented like the
 ``BEGIN`` line), exactly as nbgrader's ``ClearSolutions`` preprocessor does with that code stub;
 a solution cell without markers becomes the stub alone (a markdown one becomes
-``YOUR ANSWER HERE``). The solution cells' outputs and execution counts are cleared; every other
+``YOUR ANSWER HERE``). The outputs and execution counts of the solution cells, and of the cells
+that grade an answer (a line starting ``check_...(``, such as a prediction's check after its
+reveal, whose stored "Correct!" would give the reference answer away), are cleared; every other
 cell keeps its outputs, dashboard snapshots included, so a copy still reads well without a kernel.
 
 Why not nbgrader itself (0.9.6, evaluated): it keeps qlab's pins, but for this one rule it adds
@@ -35,6 +37,7 @@ END = "### END SOLUTION"
 CODE_STUB = "# YOUR CODE HERE"
 TEXT_STUB = "YOUR ANSWER HERE"
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
+CHECK_CALL = re.compile(r"^check_\w+\(", re.M)
 
 
 def is_solution_cell(cell: nbformat.NotebookNode) -> bool:
@@ -68,8 +71,8 @@ def strip_solution(source: str, stub: str = CODE_STUB) -> tuple[str, bool]:
 
 class ClearSolutions(Preprocessor):
     """nbconvert preprocessor: nbgrader's ClearSolutions rule (code stub ``# YOUR CODE HERE``),
-    plus cleared outputs in solution cells. A solution region outside a solution cell is an error
-    (nbgrader's ``enforce_metadata``): it would otherwise reach the student unmarked."""
+    plus cleared outputs in solution cells and check cells. A solution region outside a solution
+    cell is an error (nbgrader's ``enforce_metadata``): it would otherwise reach the student unmarked."""
 
     def preprocess_cell(self, cell: nbformat.NotebookNode, resources: dict, index: int) -> tuple[nbformat.NotebookNode, dict]:
         stub = CODE_STUB if cell.cell_type == "code" else TEXT_STUB
@@ -77,9 +80,9 @@ class ClearSolutions(Preprocessor):
         if not is_solution_cell(cell):
             if found:
                 raise ValueError(f"cell {index}: solution markers in a cell without nbgrader solution metadata")
-            return cell, resources
-        cell.source = source if found else stub
-        if cell.cell_type == "code":
+        else:
+            cell.source = source if found else stub
+        if cell.cell_type == "code" and (is_solution_cell(cell) or CHECK_CALL.search(cell.source)):
             cell.outputs, cell.execution_count = [], None
         return cell, resources
 
@@ -113,7 +116,7 @@ def main(argv: list[str]) -> None:
         raise SystemExit("usage: python -m qlab.student [SRC [DST]]")
     src, dst = (list(argv) + ["notebooks", "lessons"][len(argv):])
     written = write_student_copies(Path(src), Path(dst))
-    print(f"{len(written)} student cop{'y' if len(written) == 1 else 'ies'} written to {dst}/"
+    print(f"{len(written)} student cop{'y' if len(written) == 1 else 'ies'} written to {dst}/ (existing copies kept)"
           + "".join(f"\n  {p.name}" for p in written))
 
 

@@ -61,12 +61,16 @@ def test_solution_cell_outputs_cleared_other_outputs_kept():
     exercise = cell("x = None\n### BEGIN SOLUTION\nx = 42\n### END SOLUTION\ncheck_x(x)")
     exercise.outputs = [nbformat.v4.new_output("stream", text="Correct!\n")]
     exercise.execution_count = 2
-    nb.cells = [shown, exercise, cell("the answer is 42", cell_type="markdown"), cell("y = 2")]
+    feedback = cell("check_x_prediction(x)", solution=False)
+    feedback.outputs = [nbformat.v4.new_output("stream", text="Correct! It is 42.\n")]
+    feedback.execution_count = 3
+    nb.cells = [shown, exercise, cell("the answer is 42", cell_type="markdown"), cell("y = 2"), feedback]
     copy = student.student_copy(nb)
     assert copy.cells[0] == shown
     assert copy.cells[1].source == "x = None\n# YOUR CODE HERE\ncheck_x(x)"
     assert copy.cells[1].outputs == [] and copy.cells[1].execution_count is None
     assert copy.cells[2].source == student.TEXT_STUB and copy.cells[3].source == student.CODE_STUB
+    assert copy.cells[4].source == feedback.source and copy.cells[4].outputs == [], "a check's stored feedback gives the answer away"
     assert nb.cells[1].source.count("x = 42") == 1 and nb.cells[1].outputs, "the source notebook is left unchanged"
 
 
@@ -148,8 +152,10 @@ def test_student_copy_has_no_solution_code(lesson):
     for original, stripped in zip(lesson.cells, copy.cells):
         if student.is_solution_cell(original):
             assert stripped.outputs == [] and student.CODE_STUB in stripped.source
+        elif student.CHECK_CALL.search(original.source):
+            assert stripped.source == original.source and stripped.outputs == [], "no stored feedback on the reference answer"
         else:
-            assert stripped == original, "cells other than solutions are copied unchanged, outputs included"
+            assert stripped == original, "other cells are copied unchanged, outputs (dashboard snapshots) included"
 
 
 @pytest.mark.slow
