@@ -76,13 +76,13 @@ class ClearSolutions(Preprocessor):
 
     def preprocess_cell(self, cell: nbformat.NotebookNode, resources: dict, index: int) -> tuple[nbformat.NotebookNode, dict]:
         stub = CODE_STUB if cell.cell_type == "code" else TEXT_STUB
+        solution = is_solution_cell(cell)
         source, found = strip_solution(cell.source, stub)
-        if not is_solution_cell(cell):
-            if found:
-                raise ValueError(f"cell {index}: solution markers in a cell without nbgrader solution metadata")
-        else:
+        if found and not solution:
+            raise ValueError(f"cell {index}: solution markers in a cell without nbgrader solution metadata")
+        if solution:
             cell.source = source if found else stub
-        if cell.cell_type == "code" and (is_solution_cell(cell) or CHECK_CALL.search(cell.source)):
+        if cell.cell_type == "code" and (solution or CHECK_CALL.search(cell.source)):
             cell.outputs, cell.execution_count = [], None
         return cell, resources
 
