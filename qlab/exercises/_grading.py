@@ -11,7 +11,7 @@ import torch
 
 REL_TOL = 1e-3
 
-NOT_ANSWERED = "Not answered yet: replace the None in the cell above with your answer, then run this cell again."
+NOT_ANSWERED = "Not answered yet: replace the None in your answer cell with your answer, run that cell, then this check again."
 
 
 @dataclass(frozen=True)
