@@ -14,8 +14,8 @@ Q25 = (1 / 32, -4.0, 4 - 1 / 32)  # signed Q2.5 worked out by hand: 2^-5, -2^2, 
 
 
 def test_tie_rounding_correct_and_printed(capsys: pytest.CaptureFixture[str]) -> None:
-    answer = [0, 2, 2, 0]  # 0.5, 1.5, 2.5, -0.5 to the even neighbour
-    assert ex.TIE_VALUES == (0.5, 1.5, 2.5, -0.5)
+    answer = [-2, 4, 4, 0]  # -2.5, 3.5, 4.5, -0.5 to the even neighbour
+    assert ex.TIE_VALUES == (-2.5, 3.5, 4.5, -0.5)
     assert ex.grade_tie_rounding(answer, ex.TIE_VALUES).correct
     assert ex.check_tie_rounding(answer) is None
     assert capsys.readouterr().out.startswith("Correct!")
@@ -23,8 +23,8 @@ def test_tie_rounding_correct_and_printed(capsys: pytest.CaptureFixture[str]) ->
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
-    [([1, 2, 3, -1], "away from zero"), ([0, 1, 2, -1], "floor"), ([1, 2, 3, 0], "ceil"),
-     ([0, 1, 2, 0], "truncated"), ([7, 7, 7, 7], "even one"), ([0, 2], "one rounded value"), (3, "one rounded value"),
+    [([-3, 4, 5, -1], "away from zero"), ([-3, 3, 4, -1], "floor"), ([-2, 4, 5, 0], "ceil"),
+     ([-2, 3, 4, 0], "truncated"), ([7, 7, 7, 7], "even one"), ([0, 2], "one rounded value"), (3, "one rounded value"),
      ("0220", "one rounded value")],
 )
 def test_tie_rounding_hints(answer: Any, hint: str) -> None:

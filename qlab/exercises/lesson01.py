@@ -17,8 +17,8 @@ from qlab.exercises._grading import NOT_ANSWERED, Feedback, close, combine, grad
 from qlab.fixed_point import fixed_point_format
 from qlab.rounding import round_values
 
-TIE_VALUES: tuple[float, ...] = (0.5, 1.5, 2.5, -0.5)
-"""Exercise 1: the ties to round half to even."""
+TIE_VALUES: tuple[float, ...] = (-2.5, 3.5, 4.5, -0.5)
+"""Exercise 1: the ties to round half to even (not the ones section 4's table shows)."""
 FIXED_POINT_M, FIXED_POINT_N = 2, 5
 """Exercise 2: the signed format Q2.5 (ARM convention: m excludes the sign bit)."""
 BIAS_TIES: tuple[float, ...] = tuple(k + 0.5 for k in range(8))
