@@ -55,11 +55,16 @@ def test_affine_qparams_unrounded_zero_point() -> None:
 
 
 def test_symmetric_scale_correct_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
-    assert (ex.SYMMETRIC_AMAX, ex.SYMMETRIC_BITS) == (2.54, 8)
+    assert (ex.SYMMETRIC_AMAX, ex.SYMMETRIC_BITS) == (2.54, 4)
     assert ex.grade_symmetric_scale(2.54 / 127, 2.54, 8).correct
     assert ex.grade_symmetric_scale(1.0 / 7, 1.0, 4).correct
-    ex.check_symmetric_scale(0.02)
+    ex.check_symmetric_scale(0.363)  # 2.54 / 7 = 0.362857, written with 3 significant digits
     assert capsys.readouterr().out.startswith("Correct!")
+
+
+def test_symmetric_check_owns_its_bits(capsys: pytest.CaptureFixture[str]) -> None:
+    ex.check_symmetric_scale(2.54 / 127)  # right for 8 bits, not for the exercise's 4
+    assert capsys.readouterr().out.startswith("Not quite.")
 
 
 @pytest.mark.parametrize(

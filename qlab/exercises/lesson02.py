@@ -17,7 +17,7 @@ from qlab.exercises._grading import NOT_ANSWERED, Feedback, close, combine, grad
 
 AFFINE_RANGE, AFFINE_BITS = (-0.5, 2.0), 8
 """Exercise 1: the range [min, max] and bit width of the unsigned affine grid."""
-SYMMETRIC_AMAX, SYMMETRIC_BITS = 2.54, 8
+SYMMETRIC_AMAX, SYMMETRIC_BITS = 2.54, 4
 """Exercise 2: weights in [-amax, amax] on a signed symmetric grid of this many bits."""
 ZERO_RANGE, ZERO_BITS = (-1.0, 3.0), 8
 """Prediction (section 3): the range and bit width of the grid anchored at its minimum."""
@@ -101,7 +101,7 @@ def grade_zero_prediction(answer: str | None, lo: float, hi: float, bits: int) -
     back = zero_on_anchored_grid(lo, hi, bits)
     expected = ZERO_OPTIONS[0] if back == 0.0 else ZERO_OPTIONS[1] if back > 0 else ZERO_OPTIONS[2]
     scale = float(qparams_from_range(lo, hi, bits, signed=False)[0])
-    where = f"the grid points are min + k * scale and -min / scale = {-lo / scale:.2f}"
+    where = f"the points are min + k * scale and -min / scale = {-lo / scale:.2f}"
     look = f"Here {where}: which grid point is nearest to 0, and on which side of 0 is it?"
     return grade_choice(
         answer, expected, ZERO_OPTIONS,
