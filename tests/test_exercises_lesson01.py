@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
 from qlab.exercises import lesson01 as ex
 from qlab.exercises._grading import NOT_ANSWERED
@@ -25,11 +26,15 @@ def test_tie_rounding_correct_and_printed(capsys: pytest.CaptureFixture[str]) ->
     ("answer", "hint"),
     [([-3, 4, 5, -1], "away from zero"), ([-3, 3, 4, -1], "floor"), ([-2, 4, 5, 0], "ceil"),
      ([-2, 3, 4, 0], "truncated"), ([7, 7, 7, 7], "even one"), ([0, 2], "one rounded value"), (3, "one rounded value"),
-     ("0220", "one rounded value")],
+     ("0220", "one rounded value"), (torch.tensor(2.0), "one rounded value")],
 )
 def test_tie_rounding_hints(answer: Any, hint: str) -> None:
     fb = ex.grade_tie_rounding(answer, ex.TIE_VALUES)
     assert not fb.correct and fb.message.startswith("Not quite.") and hint in fb.message
+
+
+def test_tie_rounding_accepts_a_tensor() -> None:
+    assert ex.grade_tie_rounding(torch.tensor([-2.0, 4.0, 4.0, -0.0]), ex.TIE_VALUES).correct
 
 
 def test_tie_rounding_other_values() -> None:

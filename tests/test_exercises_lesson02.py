@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
 from qlab.exercises import lesson02 as ex
 from qlab.exercises._grading import NOT_ANSWERED
@@ -24,6 +25,7 @@ def test_affine_qparams_correct_by_hand(capsys: pytest.CaptureFixture[str]) -> N
 def test_affine_qparams_rounded_by_hand() -> None:
     """A scale written with 3 significant digits (0.00980) and a float zero-point pass."""
     assert ex.grade_affine_qparams((0.00980, 51.0), -0.5, 2.0, 8).correct
+    assert ex.grade_affine_qparams(torch.tensor([2.5 / 255, 51.0]), -0.5, 2.0, 8).correct
 
 
 def test_affine_qparams_other_range_by_hand() -> None:
@@ -41,7 +43,8 @@ def test_affine_check_owns_its_range(capsys: pytest.CaptureFixture[str]) -> None
     [((2.5 / 127, 51), "2x too large"), ((2.5 / 256, 51), "number of STEPS"), ((255 / 2.5, 51), "inverted"),
      ((2.5 / 255, -51), "sign of your zero-point"),
      ((2.5 / 255, 51.5), "integer code"), ((2.5 / 255, 0), "cannot sit at code 0"), ((0.5, 51), "scale = (max - min)"),
-     ((51, 2.5 / 255), "swapped"), ((2.5 / 255,), "two numbers"), (0.0098, "two numbers"), ((None, 51), "two numbers")],
+     ((51, 2.5 / 255), "swapped"), ((2.5 / 255,), "two numbers"), (0.0098, "two numbers"), ((None, 51), "two numbers"),
+     (torch.tensor(0.0098), "two numbers")],
 )
 def test_affine_qparams_hints(answer: Any, hint: str) -> None:
     fb = ex.grade_affine_qparams(answer, -0.5, 2.0, 8)

@@ -36,7 +36,7 @@ _MODE_HINTS = {
 
 def _length_hint(answer: Any, n: int, what: str) -> Feedback | None:
     """A "give n values" Feedback if ``answer`` is not a sequence of ``n`` items, else None."""
-    if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != n:
+    if isinstance(answer, (str, bytes)) or getattr(answer, "ndim", 1) != 1 or not hasattr(answer, "__len__") or len(answer) != n:
         return Feedback(False, f"Not quite. Give {what}.")
     return None
 

@@ -8,6 +8,7 @@ grades it against this module's constants; every ``grade_*`` takes all parameter
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -25,14 +26,19 @@ ZERO_OPTIONS: tuple[str, ...] = ("exactly 0", "a small positive number", "a smal
 """Prediction: what an exact 0 comes back as on that grid."""
 
 
+def _is_sequence(answer: Any, n: int) -> bool:
+    """True if ``answer`` is a list, tuple or 1-d tensor of ``n`` items."""
+    return not isinstance(answer, (str, bytes)) and getattr(answer, "ndim", 1) == 1 and hasattr(answer, "__len__") and len(answer) == n
+
+
 def grade_affine_qparams(answer: Sequence[float] | None, min_val: float, max_val: float, bits: int) -> Feedback:
     """``answer = (scale, zero_point)``, unsigned affine for [min_val, max_val]:
     scale = (max - min) / (2^b - 1), zero_point = -round(min / scale) (``qlab.affine.qparams_from_range``).
 
-    The scale is graded to ``REL_TOL`` (0.1%), so a scale written with 3 significant digits passes."""
+    The scale is graded to ``REL_TOL`` (0.1%): four significant digits always pass."""
     if answer is None:
         return Feedback(False, NOT_ANSWERED)
-    if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2 or None in answer:
+    if not _is_sequence(answer, 2) or any(v is None for v in answer):
         return Feedback(False, "Not quite. Give two numbers: (scale, zero_point).")
     scale, zero_point = answer
     exp_scale, exp_zp = (float(t) for t in qparams_from_range(min_val, max_val, bits, signed=False))
