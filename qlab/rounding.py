@@ -30,6 +30,7 @@ uniform draw has only 8 bits, which would bias stochastic rounding of small frac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -101,3 +102,23 @@ def clamp(q: torch.Tensor, quant_min: int, quant_max: int) -> torch.Tensor:
     """
     check_qrange(quant_min, quant_max)
     return torch.clamp(q, quant_min, quant_max)
+
+
+def stochastic_mean_rms_error(v: float, ns: Sequence[int], repeats: int, seed: int = 0) -> list[float]:
+    """RMS error of the mean of N stochastic roundings of ``v``, over ``repeats`` independent runs:
+
+        e(N) = sqrt( (1/R) * sum_r (mean_{i=1..N} round_stoch(v)_{r,i} - v)^2 )   for each N in ``ns``,
+
+    an estimate of the standard error sqrt(p (1 - p) / N), p = v - floor(v), that a single
+    run only scatters around. All draws come from one generator seeded with ``seed``.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    if not ns or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in ns):
+        raise ValueError(f"ns must be a non-empty sequence of positive integers (draws per mean), got {ns!r}")
+    gen = torch.Generator().manual_seed(seed)
+    errors = []
+    for n in ns:
+        means = round_values(torch.full((repeats, n), float(v), dtype=torch.float64), "stochastic", gen).mean(dim=1)
+        errors.append(float(((means - v) ** 2).mean().sqrt()))
+    return errors

@@ -72,3 +72,14 @@ def quantize_signal(x: torch.Tensor, bits: int, clip: float, rounding: str) -> Q
     spec = QuantSpec(bits, signed=True, symmetric=True, narrow=True, rounding=rounding)
     gen = torch.Generator().manual_seed(STOCHASTIC_SEED) if rounding == "stochastic" else None
     return quantize_on_range(x, -clip, clip, spec, generator=gen)
+
+
+def clipped_count(x: torch.Tensor, clip: float) -> int:
+    """Samples the clamp changes in :func:`quantize_signal`: those with |x| > ``clip``.
+
+    The grid's end codes +-(2^(b-1) - 1) sit exactly at +-clip, so a sample rounded onto an end
+    code from inside the range is not clipped; count by value, not by code.
+    """
+    if clip <= 0:
+        raise ValueError(f"clip must be positive (the range is [-clip, clip]), got {clip}")
+    return int((x.abs() > clip).sum())

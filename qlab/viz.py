@@ -35,9 +35,11 @@ def plot_rounding_modes(ax: Axes, v: ArrayLike, rounded: Mapping[str, ArrayLike]
     return lines
 
 
-def plot_convergence(ax: Axes, n: ArrayLike, error: ArrayLike, reference: ArrayLike, title: str) -> list[Line2D]:
-    """Log-log error of an estimate against the number of samples, with a reference curve."""
-    lines = ax.loglog(n, error, "o-", label="|mean of N draws - v|")
+def plot_convergence(
+    ax: Axes, n: ArrayLike, error: ArrayLike, reference: ArrayLike, title: str, label: str = "|mean of N draws - v|"
+) -> list[Line2D]:
+    """Log-log error of an estimate (legend ``label``) against the number of samples, with a reference curve."""
+    lines = ax.loglog(n, error, "o-", label=label)
     lines += ax.loglog(n, reference, "--", color="0.4", label="std of the mean, sqrt(p(1-p)/N)")
     ax.set(xlabel="number of stochastic roundings N", ylabel="error (in steps)", title=title)
     ax.legend(loc="lower left")

@@ -1,49 +1,73 @@
-"""Lesson 02 self-checks accept hand-computed answers and give the hint of each slip."""
+"""Lesson 02 self-checks accept hand-computed answers, give the hint of each slip, say "not
+answered yet" for the blank cell, and grade against the module's own parameters."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import torch
 
 from qlab.exercises import lesson02 as ex
+from qlab.exercises._grading import NOT_ANSWERED
+
+AFFINE = (2.5 / 255, 51)  # (max - min) / 255; -round(-0.5 / scale) = round(51.0)
 
 
 def test_affine_qparams_correct_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     assert (ex.AFFINE_RANGE, ex.AFFINE_BITS) == ((-0.5, 2.0), 8)
-    scale, zp = 2.5 / 255, 51  # (max - min) / 255; -round(-0.5 / scale) = round(51.0)
-    fb = ex.grade_affine_qparams(scale, zp, -0.5, 2.0, 8)
+    fb = ex.grade_affine_qparams(AFFINE, -0.5, 2.0, 8)
     assert fb.correct and "code 51" in fb.message
-    ex.check_affine_qparams(scale, zp)
+    ex.check_affine_qparams(AFFINE)
     assert capsys.readouterr().out.startswith("Correct!")
 
 
+def test_affine_qparams_rounded_by_hand() -> None:
+    """A scale written with 3 significant digits (0.00980) and a float zero-point pass."""
+    assert ex.grade_affine_qparams((0.00980, 51.0), -0.5, 2.0, 8).correct
+    assert ex.grade_affine_qparams(torch.tensor([2.5 / 255, 51.0]), -0.5, 2.0, 8).correct
+
+
 def test_affine_qparams_other_range_by_hand() -> None:
-    assert ex.grade_affine_qparams(4 / 255, 64, -1.0, 3.0, 8).correct  # round(63.75) = 64
-    assert ex.grade_affine_qparams(1.0 / 15, 0, 0.0, 1.0, 4).correct
+    assert ex.grade_affine_qparams((4 / 255, 64), -1.0, 3.0, 8).correct  # round(63.75) = 64
+    assert ex.grade_affine_qparams((1.0 / 15, 0), 0.0, 1.0, 4).correct
+
+
+def test_affine_check_owns_its_range(capsys: pytest.CaptureFixture[str]) -> None:
+    ex.check_affine_qparams((4 / 255, 64))  # right for [-1, 3], not for the exercise's [-0.5, 2]
+    assert capsys.readouterr().out.startswith("Not quite.")
 
 
 @pytest.mark.parametrize(
-    ("scale", "zero_point", "hint"),
-    [(2.5 / 127, 51, "2x too large"), (2.5 / 256, 51, "number of STEPS"), (255 / 2.5, 51, "inverted"),
-     (2.5 / 255, -51, "sign of your zero-point"),
-     (2.5 / 255, 51.5, "integer code"), (2.5 / 255, 0, "cannot sit at code 0"), (0.5, 51, "scale = (max - min)")],
+    ("answer", "hint"),
+    [((2.5 / 127, 51), "2x too large"), ((2.5 / 256, 51), "number of STEPS"), ((255 / 2.5, 51), "inverted"),
+     ((2.5 / 255, -51), "sign of your zero-point"),
+     ((2.5 / 255, 51.5), "integer code"), ((2.5 / 255, 0), "cannot sit at code 0"), ((0.5, 51), "scale = (max - min)"),
+     ((51, 2.5 / 255), "swapped"), ((2.5 / 255,), "two numbers"), (0.0098, "two numbers"), ((None, 51), "two numbers"),
+     (torch.tensor(0.0098), "two numbers")],
 )
-def test_affine_qparams_hints(scale: float, zero_point: float, hint: str) -> None:
-    fb = ex.grade_affine_qparams(scale, zero_point, -0.5, 2.0, 8)
+def test_affine_qparams_hints(answer: Any, hint: str) -> None:
+    fb = ex.grade_affine_qparams(answer, -0.5, 2.0, 8)
     assert not fb.correct and hint in fb.message
 
 
 def test_affine_qparams_unrounded_zero_point() -> None:
     scale = 4 / 255
-    fb = ex.grade_affine_qparams(scale, 1.0 / scale, -1.0, 3.0, 8)  # 63.75: real 0 off the grid
+    fb = ex.grade_affine_qparams((scale, 1.0 / scale), -1.0, 3.0, 8)  # 63.75: real 0 off the grid
     assert not fb.correct and "INTEGER" in fb.message
 
 
 def test_symmetric_scale_correct_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
-    assert (ex.SYMMETRIC_AMAX, ex.SYMMETRIC_BITS) == (2.54, 8)
+    assert (ex.SYMMETRIC_AMAX, ex.SYMMETRIC_BITS) == (2.54, 4)
     assert ex.grade_symmetric_scale(2.54 / 127, 2.54, 8).correct
     assert ex.grade_symmetric_scale(1.0 / 7, 1.0, 4).correct
-    ex.check_symmetric_scale(0.02)
+    ex.check_symmetric_scale(0.363)  # 2.54 / 7 = 0.362857, written with 3 significant digits
     assert capsys.readouterr().out.startswith("Correct!")
+
+
+def test_symmetric_check_owns_its_bits(capsys: pytest.CaptureFixture[str]) -> None:
+    ex.check_symmetric_scale(2.54 / 127)  # right for 8 bits, not for the exercise's 4
+    assert capsys.readouterr().out.startswith("Not quite.")
 
 
 @pytest.mark.parametrize(
@@ -53,3 +77,26 @@ def test_symmetric_scale_correct_by_hand(capsys: pytest.CaptureFixture[str]) -> 
 def test_symmetric_scale_hints(scale: float, hint: str) -> None:
     fb = ex.grade_symmetric_scale(scale, 2.54, 8)
     assert not fb.correct and hint in fb.message
+
+
+def test_zero_prediction_is_measured() -> None:
+    assert (ex.ZERO_RANGE, ex.ZERO_BITS) == ((-1.0, 3.0), 8)
+    assert ex.zero_on_anchored_grid(-1.0, 3.0, 8) == pytest.approx(-1.0 + 64 * 4 / 255, rel=1e-4)  # -min/s = 63.75 -> k = 64
+    assert ex.zero_on_anchored_grid(-0.1, 1.0, 8) == pytest.approx(-0.1 + 23 * 1.1 / 255, rel=1e-3)  # -min/s = 23.18 -> k = 23
+    assert ex.grade_zero_prediction("exactly 0", -1.0, 254.0, 8).correct  # -min / s = 1: 0 is a grid point
+    assert ex.grade_zero_prediction("a small negative number", -0.1, 1.0, 8).correct
+
+
+def test_zero_prediction_feedback(capsys: pytest.CaptureFixture[str]) -> None:
+    ex.check_zero_prediction("a small positive number")
+    assert capsys.readouterr().out.startswith("Correct!")
+    for wrong, hint in [("exactly 0", "whole-number"), ("a small negative number", "nearest to 0")]:
+        fb = ex.grade_zero_prediction(wrong, -1.0, 3.0, 8)
+        assert not fb.correct and hint in fb.message and "63.75" in fb.message
+    assert "Not one of the options" in ex.grade_zero_prediction(0.0039, -1.0, 3.0, 8).message
+
+
+@pytest.mark.parametrize("check", [ex.check_affine_qparams, ex.check_symmetric_scale, ex.check_zero_prediction])
+def test_blank_cell_is_not_answered_yet(check: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    check(None)
+    assert capsys.readouterr().out.strip() == NOT_ANSWERED

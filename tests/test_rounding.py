@@ -101,3 +101,18 @@ def test_quantize_stochastic_half_input_is_unbiased(dtype):
     x = torch.full((1_000_000,), 0.3, dtype=dtype)
     q = qlab.quantize(x, 1.0, 0, -128, 127, rounding="stochastic", generator=torch.Generator().manual_seed(1))
     assert float(q.double().mean()) == pytest.approx(float(x[0].double()), abs=2e-3)
+
+
+def test_stochastic_mean_rms_error_follows_the_standard_error() -> None:
+    from qlab.metrics import accuracy_stderr
+    from qlab.rounding import stochastic_mean_rms_error
+
+    ns = [10, 100, 1000]
+    errors = stochastic_mean_rms_error(2.3, ns, repeats=400, seed=0)
+    for n, e in zip(ns, errors):
+        assert e == pytest.approx(accuracy_stderr(0.3, n), rel=0.15)  # RMS of 400 repeats: ~4% noise
+    assert stochastic_mean_rms_error(2.0, [5], repeats=3) == [0.0]  # an integer never rounds away
+    with pytest.raises(ValueError, match="repeats"):
+        stochastic_mean_rms_error(2.3, ns, repeats=0)
+    with pytest.raises(ValueError, match="ns must be"):
+        stochastic_mean_rms_error(2.3, [0], repeats=3)

@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from qlab import metrics
 from qlab.dashboards._base import Dashboard
 from qlab.rounding import ROUNDING_MODES
-from qlab.signals import SAMPLE_RATE_HZ, SIGNALS, quantize_signal, time_axis
+from qlab.signals import SAMPLE_RATE_HZ, SIGNALS, clipped_count, quantize_signal, time_axis
 from qlab.viz import hlines_at, plot_signals
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class SignalQuantizerDashboard(Dashboard):
         self.suptitle.set_text(f"{s.bits} bits, {s.rounding} rounding, clip ±{s.clip:.2f} mV: SQNR {s.sqnr_db:.1f} dB")
 
     def readout_lines(self, s: SignalState) -> list[str]:
-        saturated = int(((s.codes == s.qmin) | (s.codes == s.qmax)).sum())
+        clipped = clipped_count(s.x, s.clip)
         used = int(torch.unique(s.codes).numel())
         n = s.x.numel()
         return [
@@ -114,6 +114,6 @@ class SignalQuantizerDashboard(Dashboard):
             f"range [{float(s.x.min()):.3f}, {float(s.x.max()):.3f}] mV",
             f"bits = {s.bits}, clip = ±{s.clip:.2f} mV, rounding = {s.rounding}",
             f"codes [{s.qmin}, {s.qmax}] ({s.qmax - s.qmin + 1} levels, {used} used), scale = {s.scale:.4g} mV per step",
-            f"samples at the clipping limits: {saturated} ({100 * saturated / n:.1f}%)",
+            f"samples clipped (|x| > clip): {clipped} ({100 * clipped / n:.1f}%)",
             f"MSE = {s.mse:.4g} mV^2, max |error| = {s.max_abs_error:.4g} mV, SQNR = {s.sqnr_db:.2f} dB",
         ]

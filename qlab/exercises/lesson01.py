@@ -1,19 +1,30 @@
-"""Lesson 01 exercises: rounding ties by hand, reading a Qm.n fixed-point format."""
+"""Lesson 01 exercises: rounding ties by hand, reading a Qm.n fixed-point format, and a
+prediction about the bias of the two round-to-nearest modes on ties.
+
+Every ``check_*`` takes only the learner's answer (``None`` while the cell is blank) and
+grades it against this module's constants; every ``grade_*`` takes all parameters, for tests.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import permutations
+from typing import Any
 
 import torch
 
-from qlab.exercises._grading import Feedback, combine, grade, show
+from qlab.exercises._grading import NOT_ANSWERED, Feedback, close, combine, grade, grade_choice, show
 from qlab.fixed_point import fixed_point_format
 from qlab.rounding import round_values
 
-TIE_VALUES: tuple[float, ...] = (0.5, 1.5, 2.5, -0.5)
-"""Exercise 1: the ties to round half to even."""
+TIE_VALUES: tuple[float, ...] = (-2.5, 3.5, 4.5, -0.5)
+"""Exercise 1: the ties to round half to even (not the ones section 4's table shows)."""
 FIXED_POINT_M, FIXED_POINT_N = 2, 5
 """Exercise 2: the signed format Q2.5 (ARM convention: m excludes the sign bit)."""
+BIAS_TIES: tuple[float, ...] = tuple(k + 0.5 for k in range(8))
+"""Prediction: the ties k + 0.5, k = 0 ... 7, whose mean rounding error section 3 measures."""
+BIAS_OPTIONS: tuple[str, ...] = ("half_even", "half_away", "both", "neither")
+"""Prediction: which round-to-nearest mode has mean error 0 on ``BIAS_TIES``."""
 
 _MODE_HINTS = {
     "half_away": "You rounded ties away from zero (std::round, TFLite). torch rounds ties to the EVEN neighbour.",
@@ -23,11 +34,21 @@ _MODE_HINTS = {
 }
 
 
-def grade_tie_rounding(answer: Sequence[float], values: Sequence[float]) -> Feedback:
+def _length_hint(answer: Any, n: int, what: str) -> Feedback | None:
+    """A "give n values" Feedback if ``answer`` is not a sequence of ``n`` items, else None."""
+    if isinstance(answer, (str, bytes)) or getattr(answer, "ndim", 1) != 1 or not hasattr(answer, "__len__") or len(answer) != n:
+        return Feedback(False, f"Not quite. Give {what}.")
+    return None
+
+
+def grade_tie_rounding(answer: Sequence[float] | None, values: Sequence[float]) -> Feedback:
     """Round ``values`` the way torch does: half to even (``qlab.rounding.round_values``)."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
     v = torch.tensor(values)
-    if len(list(answer)) != len(v):
-        return Feedback(False, f"Not quite. Give one rounded value for each of {tuple(values)}.")
+    wrong_length = _length_hint(answer, len(v), f"one rounded value for each of {tuple(values)}, as a list")
+    if wrong_length:
+        return wrong_length
     expected = round_values(v, "half_even")
     return grade(
         answer, expected,
@@ -38,14 +59,26 @@ def grade_tie_rounding(answer: Sequence[float], values: Sequence[float]) -> Feed
     )
 
 
-def check_tie_rounding(answer: Sequence[float]) -> None:
+def check_tie_rounding(answer: Sequence[float] | None) -> None:
     """Exercise 1: print the feedback on rounding ``TIE_VALUES`` half to even."""
     show(grade_tie_rounding(answer, TIE_VALUES))
 
 
-def grade_fixed_point_format(resolution: float, min_value: float, max_value: float, m: int, n: int) -> Feedback:
-    """Resolution 2^-n and range [-2^m, 2^m - 2^-n] of signed Qm.n (``qlab.fixed_point``)."""
+def grade_fixed_point_format(answer: Sequence[float] | None, m: int, n: int) -> Feedback:
+    """``answer = (resolution, min_value, max_value)`` of signed Qm.n: resolution 2^-n and range
+    [-2^m, 2^m - 2^-n] (``qlab.fixed_point``; ARM convention, m excludes the sign bit)."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
+    wrong_length = _length_hint(answer, 3, "three numbers: (resolution, smallest value, largest value)")
+    if wrong_length:
+        return wrong_length
     fmt = fixed_point_format(m, n, signed=True)
+    expected = (fmt.resolution, fmt.min_value, fmt.max_value)
+    resolution, min_value, max_value = answer
+    if any(v is None for v in answer):
+        return Feedback(False, NOT_ANSWERED)
+    if not close(answer, expected) and any(close(p, expected) for p in permutations(answer)):
+        return Feedback(False, "Not quite. Your three numbers are right but in the wrong order: give (resolution, smallest, largest).")
     res = grade(
         resolution, fmt.resolution, "",
         [(2.0 ** -(n + 1), f"The resolution is one step of the last fraction bit: 2^-{n}, not 2^-{n + 1}."),
@@ -71,6 +104,34 @@ def grade_fixed_point_format(resolution: float, min_value: float, max_value: flo
     )
 
 
-def check_fixed_point_format(resolution: float, min_value: float, max_value: float) -> None:
-    """Exercise 2: print the feedback on the resolution and range of Q``FIXED_POINT_M``.``FIXED_POINT_N``."""
-    show(grade_fixed_point_format(resolution, min_value, max_value, FIXED_POINT_M, FIXED_POINT_N))
+def check_fixed_point_format(answer: Sequence[float] | None) -> None:
+    """Exercise 2: print the feedback on ``(resolution, min, max)`` of Q``FIXED_POINT_M``.``FIXED_POINT_N``."""
+    show(grade_fixed_point_format(answer, FIXED_POINT_M, FIXED_POINT_N))
+
+
+def unbiased_on_ties(ties: Sequence[float]) -> str:
+    """Which round-to-nearest mode has mean error round(v) - v of 0 on ``ties``: one of ``BIAS_OPTIONS``
+    (measured with ``qlab.rounding.round_values``, exact in float64 for ties k + 0.5)."""
+    v = torch.tensor(ties, dtype=torch.float64)
+    zero = [mode for mode in ("half_even", "half_away") if (round_values(v, mode) - v).mean().item() == 0.0]
+    return "both" if len(zero) == 2 else zero[0] if zero else "neither"
+
+
+def grade_tie_bias_prediction(answer: str | None, ties: Sequence[float]) -> Feedback:
+    """The prediction "which round-to-nearest mode is unbiased on ``ties``", against the measured answer."""
+    expected = unbiased_on_ties(ties)
+    return grade_choice(
+        answer, expected, BIAS_OPTIONS,
+        "On the ties k + 0.5 half_even goes up for odd k and down for even k, so the errors +0.5 and -0.5 "
+        "cancel; half_away sends every positive tie up, a mean error of +0.5 step.",
+        {"half_away": "Look at the ties column of the table: half_away rounds every positive tie UP (+0.5 each), "
+                      "while half_even alternates.",
+         "both": "Both are unbiased on continuous data (first column), but on exact ties half_away always rounds "
+                 "positive values up: its mean error there is +0.5 step.",
+         "neither": "half_even sends 0.5 -> 0 (down) and 1.5 -> 2 (up): over the ties its errors cancel exactly."},
+    )
+
+
+def check_tie_bias_prediction(answer: str | None) -> None:
+    """Prediction: print the feedback on which mode is unbiased on ``BIAS_TIES``."""
+    show(grade_tie_bias_prediction(answer, BIAS_TIES))

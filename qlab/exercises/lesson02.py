@@ -1,19 +1,49 @@
-"""Lesson 02 exercises: affine scale and zero-point by hand, the textbook symmetric scale."""
+"""Lesson 02 exercises: affine scale and zero-point by hand, the textbook symmetric scale, and a
+prediction of what an exact zero becomes on a grid anchored at the minimum.
+
+Every ``check_*`` takes only the learner's answer (``None`` while the cell is blank) and
+grades it against this module's constants; every ``grade_*`` takes all parameters, for tests.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from qlab import mistakes
 from qlab.affine import qparams_from_range
-from qlab.exercises._grading import Feedback, close, combine, grade, show
+from qlab.exercises._grading import NOT_ANSWERED, Feedback, close, combine, grade, grade_choice, show
 
 AFFINE_RANGE, AFFINE_BITS = (-0.5, 2.0), 8
 """Exercise 1: the range [min, max] and bit width of the unsigned affine grid."""
-SYMMETRIC_AMAX, SYMMETRIC_BITS = 2.54, 8
+SYMMETRIC_AMAX, SYMMETRIC_BITS = 2.54, 4
 """Exercise 2: weights in [-amax, amax] on a signed symmetric grid of this many bits."""
+ZERO_RANGE, ZERO_BITS = (-1.0, 3.0), 8
+"""Prediction (section 3): the range and bit width of the grid anchored at its minimum."""
+ZERO_OPTIONS: tuple[str, ...] = ("exactly 0", "a small positive number", "a small negative number")
+"""Prediction: what an exact 0 comes back as on that grid."""
 
 
-def grade_affine_qparams(scale: float, zero_point: float, min_val: float, max_val: float, bits: int) -> Feedback:
-    """Unsigned affine (scale, zero_point) for [min_val, max_val] (``qlab.affine.qparams_from_range``)."""
+def _is_sequence(answer: Any, n: int) -> bool:
+    """True if ``answer`` is a list, tuple or 1-d tensor of ``n`` items."""
+    return not isinstance(answer, (str, bytes)) and getattr(answer, "ndim", 1) == 1 and hasattr(answer, "__len__") and len(answer) == n
+
+
+def grade_affine_qparams(answer: Sequence[float] | None, min_val: float, max_val: float, bits: int) -> Feedback:
+    """``answer = (scale, zero_point)``, unsigned affine for [min_val, max_val]:
+    scale = (max - min) / (2^b - 1), zero_point = -round(min / scale) (``qlab.affine.qparams_from_range``).
+
+    The scale is graded to ``REL_TOL`` (0.1%): four significant digits always pass."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
+    if not _is_sequence(answer, 2) or any(v is None for v in answer):
+        return Feedback(False, "Not quite. Give two numbers: (scale, zero_point).")
+    scale, zero_point = answer
     exp_scale, exp_zp = (float(t) for t in qparams_from_range(min_val, max_val, bits, signed=False))
+    if close((zero_point, scale), (exp_scale, exp_zp)):
+        return Feedback(False, "Not quite. Your two numbers are right but swapped: give (scale, zero_point).")
     if not float(zero_point).is_integer() and not close(zero_point, -min_val / exp_scale):
         return Feedback(False, "Not quite. The zero-point is an integer code: round it (zero_point = qmin - round(min / scale)).")
     s = grade(
@@ -34,13 +64,15 @@ def grade_affine_qparams(scale: float, zero_point: float, min_val: float, max_va
     return combine([s, z], f"scale = {exp_scale:.6g} per step and real 0 sits exactly on code {int(exp_zp)}.")
 
 
-def check_affine_qparams(scale: float, zero_point: float) -> None:
-    """Exercise 1: print the feedback on the uint8 affine parameters of ``AFFINE_RANGE``."""
-    show(grade_affine_qparams(scale, zero_point, *AFFINE_RANGE, AFFINE_BITS))
+def check_affine_qparams(answer: Sequence[float] | None) -> None:
+    """Exercise 1: print the feedback on ``(scale, zero_point)``, the uint8 affine parameters of ``AFFINE_RANGE``."""
+    show(grade_affine_qparams(answer, *AFFINE_RANGE, AFFINE_BITS))
 
 
-def grade_symmetric_scale(scale: float, amax: float, bits: int) -> Feedback:
-    """The textbook (TFLite) symmetric signed scale amax / (2^(b-1) - 1) for weights in [-amax, amax]."""
+def grade_symmetric_scale(scale: float | None, amax: float, bits: int) -> Feedback:
+    """The textbook (TFLite) symmetric signed scale amax / (2^(b-1) - 1) for weights in [-amax, amax].
+
+    Graded to ``REL_TOL`` (0.1%): tight enough to tell torch's amax / 127.5 (0.4% smaller) apart."""
     def sym(convention: str) -> float:
         return float(qparams_from_range(-amax, amax, bits, signed=True, symmetric=True, convention=convention)[0])
 
@@ -58,6 +90,33 @@ def grade_symmetric_scale(scale: float, amax: float, bits: int) -> Feedback:
     )
 
 
-def check_symmetric_scale(scale: float) -> None:
+def check_symmetric_scale(scale: float | None) -> None:
     """Exercise 2: print the feedback on the textbook symmetric scale for ``SYMMETRIC_AMAX``."""
     show(grade_symmetric_scale(scale, SYMMETRIC_AMAX, SYMMETRIC_BITS))
+
+
+
+def zero_on_anchored_grid(lo: float, hi: float, bits: int) -> float:
+    """What an exact 0 comes back as on the grid lo + k * scale (``qlab.mistakes.grid_from_min``)."""
+    return float(mistakes.grid_from_min(torch.zeros(1), lo, hi, bits))
+
+
+def grade_zero_prediction(answer: str | None, lo: float, hi: float, bits: int) -> Feedback:
+    """The prediction "what does 0 come back as on the grid anchored at ``lo``" (one of ``ZERO_OPTIONS``),
+    against the measured value."""
+    back = zero_on_anchored_grid(lo, hi, bits)
+    expected = ZERO_OPTIONS[0] if back == 0.0 else ZERO_OPTIONS[1] if back > 0 else ZERO_OPTIONS[2]
+    scale = float(qparams_from_range(lo, hi, bits, signed=False)[0])
+    where = f"the points are min + k * scale and -min / scale = {-lo / scale:.2f}"
+    look = f"Here {where}: which grid point is nearest to 0, and on which side of 0 is it?"
+    return grade_choice(
+        answer, expected, ZERO_OPTIONS,
+        f"On this grid {where}, so 0 comes back as the nearest grid point, {back:+.6f}.",
+        {"exactly 0": f"Only a whole-number -min / scale puts 0 on the grid; here {where}.",
+         ZERO_OPTIONS[1]: look, ZERO_OPTIONS[2]: look},
+    )
+
+
+def check_zero_prediction(answer: str | None) -> None:
+    """Prediction: print the feedback on what 0 becomes on the grid anchored at ``ZERO_RANGE[0]``."""
+    show(grade_zero_prediction(answer, *ZERO_RANGE, ZERO_BITS))
