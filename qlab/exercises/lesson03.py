@@ -45,8 +45,8 @@ def grade_sqnr_prediction(answer: float | None, sqnr_db: float, from_bits: int, 
     return grade(
         answer, expected,
         f"Each bit halves the step, so the noise power drops 4x: +{sweeps.DB_PER_BIT:.2f} dB per bit, "
-        f"{sqnr_db:.2f} + {extra} x {sweeps.DB_PER_BIT:.2f} = {expected:.2f} dB (the round 6 dB per bit gives "
-        f"{sqnr_db + extra * RULE_DB_PER_BIT:.2f} dB, close enough).",
+        f"{sqnr_db:.2f} + {extra} x {sweeps.DB_PER_BIT:.2f} = {expected:.1f} dB (the round 6 dB per bit gives "
+        f"{sqnr_db + extra * RULE_DB_PER_BIT:.1f} dB, close enough).",
         [(sqnr_db + extra * 10 * math.log10(2), "You added 10 log10(2) = 3.01 dB per bit: halving the step halves the noise "
                                                 "AMPLITUDE, so the noise POWER drops 4x, i.e. 20 log10(2) dB."),
          (sqnr_db * to_bits / from_bits, "Decibels add, they do not scale: twice the bits is not twice the SQNR in dB. "
