@@ -100,8 +100,8 @@ def clip_rounding_error(x: torch.Tensor, threshold: float, bits: int, signed: bo
         MSE = (1/N) sum_{i in C} e_i^2  +  (1/N) sum_{i not in C} e_i^2  =  clipping + rounding.
 
     A clipped value lands on the range's edge, so clipping ~ (1/N) sum_C (|x_i| - t)^2, which
-    grows as t shrinks; inside, |e_i| <= s/2 and rounding ~ (1 - |C|/N) s^2 / 12 with s
-    proportional to t, which grows as t grows. Their sum has a sweet spot in between.
+    grows as t shrinks; inside, |e_i| <= s/2 and rounding ~ :func:`rounding_mse_estimate`, which
+    grows as t^2 (s is proportional to t). Their sum has a sweet spot in between.
     """
     lo, hi = threshold_range(threshold, signed)
     q = quantize_on_range(x, lo, hi, grid_spec(bits, signed))
@@ -110,6 +110,21 @@ def clip_rounding_error(x: torch.Tensor, threshold: float, bits: int, signed: bo
     n, total = x.numel(), float(sq.sum(dtype=torch.float64))
     clipping = float(torch.where(clipped, sq, 0.0).sum(dtype=torch.float64))
     return ErrorSplit(clipping / n, (total - clipping) / n, float(clipped.sum()) / n)
+
+
+def rounding_mse_estimate(x: torch.Tensor, threshold: float, bits: int, signed: bool = True) -> float:
+    """Uniform-noise estimate of the rounding part of :func:`clip_rounding_error`:
+
+        rounding ~ (|I| / N) * s^2 / 12,   s = the grid's step on :func:`threshold_range`,
+
+    where I is the set of values inside the range that are NOT exact zeros: an exact zero sits on
+    a level of both grids and adds no error (most post-ReLU values are zeros), while any other
+    value inside has an error close to uniform on [-s/2, s/2] when the step is small.
+    """
+    lo, hi = threshold_range(threshold, signed)
+    q = quantize_on_range(x, lo, hi, grid_spec(bits, signed))
+    inside_nonzero = (~q.clipped(x) & (x != 0)).sum().item()
+    return inside_nonzero / x.numel() * q.scale**2 / 12
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from qlab.exercises import lesson03 as ex
-from qlab.lesson_tensors import bell_weights
+from qlab.lesson_tensors import bell_weights, tail_activations
 
 
 def reference_sqnr(x: torch.Tensor, bits: int) -> float:
@@ -64,3 +64,55 @@ def test_bits_for_sqnr_check_uses_the_lesson_weights(capsys: pytest.CaptureFixtu
 def test_bits_for_sqnr_unreachable_target(gauss: torch.Tensor) -> None:
     with pytest.raises(ValueError, match="target_db"):
         ex.grade_bits_for_sqnr(16, gauss, 500.0)
+
+
+def test_sqnr_prediction_accepts_the_rule_of_thumb() -> None:
+    """13.63 + 4 x 6 = 37.63 (the round 6 dB per bit) passes where the exact answer is 37.71;
+    the tolerance is the rule's own error, so a value just beyond it still fails."""
+    s4 = 13.63
+    exact = s4 + 4 * 20 * math.log10(2)
+    tol = ex.prediction_tolerance_db(4, 8)
+    assert 4 * 0.0206 < tol < 0.2
+    for answer in (s4 + 4 * 6, 13.6 + 4 * 6, round(exact, 1)):
+        assert ex.grade_sqnr_prediction(answer, s4, 4, 8).correct, answer
+    assert not ex.grade_sqnr_prediction(exact - 1.05 * tol, s4, 4, 8).correct
+    assert not ex.grade_sqnr_prediction(s4 + 4 * 3, s4, 4, 8).correct, "the 3 dB/bit slip with round numbers"
+
+
+def test_checks_take_only_the_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    """The checks grade against the lesson's own constants: an extra argument cannot change the
+    grading (it is a TypeError), and the gain alone gets its hint."""
+    with pytest.raises(TypeError):
+        ex.check_sqnr_prediction(24.08, 0.0)  # type: ignore[call-arg]
+    ex.check_sqnr_prediction(4 * 20 * math.log10(2))
+    assert "only the gain" in capsys.readouterr().out
+    with pytest.raises(TypeError):
+        ex.check_bits_for_sqnr(7, 30.0)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("check", [ex.check_sqnr_prediction, ex.check_bits_for_sqnr, ex.check_activations_prediction])
+def test_blank_answer_is_not_answered_yet(check, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    check(None)
+    assert capsys.readouterr().out.startswith("Not answered yet")
+
+
+def test_activations_prediction_follows_the_measurement() -> None:
+    higher = ex.grade_activations_prediction("higher", 40.0, 38.8, 35.1)
+    assert higher.correct and "exact zeros" in higher.message
+    lower = ex.grade_activations_prediction("lower", 40.0, 38.8, 35.1)
+    assert not lower.correct and "peak-to-RMS" in lower.message
+    assert ex.grade_activations_prediction(" LOWER ", 37.0, 38.8, 35.1).correct
+    assert not ex.grade_activations_prediction("higher", 37.0, 38.8, 35.1).correct
+    assert "Not one of the options" in ex.grade_activations_prediction("same", 40.0, 38.8, 35.1).message
+
+
+def test_activations_prediction_check_measures_the_lesson_tensors(capsys: pytest.CaptureFixture[str]) -> None:
+    acts = tail_activations()
+    qmax = 2**ex.COMPARE_BITS - 1
+    scale = float(acts.max() - acts.min()) / qmax
+    zero = -round(float(acts.min()) / scale)
+    x_hat = torch.fake_quantize_per_tensor_affine(acts, scale, zero, 0, qmax)
+    acts_db = 10 * math.log10(float((acts.double() ** 2).sum() / ((acts - x_hat).double() ** 2).sum()))
+    expected = "higher" if acts_db > reference_sqnr(bell_weights(), ex.COMPARE_BITS) else "lower"
+    ex.check_activations_prediction(expected)
+    assert capsys.readouterr().out.startswith("Correct!")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from qlab import sweeps
+from qlab.calibration import calibrate
 from qlab.exercises import lesson04 as ex
 from qlab.lesson_tensors import tail_activations
 
@@ -83,3 +84,53 @@ def test_error_split_inside_only_average_is_caught_on_the_lesson_tensor() -> Non
     assert ex.grade_error_split(my_clip, my_round, x, t, ex.BITS, signed=False).correct
     fb = ex.grade_error_split(my_clip, float(err2[~clipped].mean()), x, t, ex.BITS, signed=False)
     assert not fb.correct and "inside the range only" in fb.message
+
+
+def test_error_split_check_catches_swapped_parts(capsys: pytest.CaptureFixture[str]) -> None:
+    x = tail_activations()
+    split = sweeps.clip_rounding_error(x, sweeps.percentile_of_abs(x, ex.SPLIT_PERCENTILE), ex.BITS, signed=False)
+    ex.check_error_split(split.rounding, split.clipping)
+    assert "swapped the parts" in capsys.readouterr().out
+
+
+def test_checks_take_only_the_answers() -> None:
+    """The exercise's parameters (bits, percentile, candidates) are the module's, never the caller's."""
+    with pytest.raises(TypeError):
+        ex.check_best_threshold(3.5, 8)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        ex.check_error_split(1e-4, 2e-3, 4.545)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("call", [lambda: ex.check_error_split(None, None), lambda: ex.check_best_threshold(None),
+                                  lambda: ex.check_calibrator_prediction(None)])
+def test_blank_answers_are_not_answered_yet(call, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    call()
+    assert capsys.readouterr().out.startswith("Not answered yet")
+
+
+def test_error_split_half_answered_is_not_correct(capsys: pytest.CaptureFixture[str]) -> None:
+    x = tail_activations()
+    split = sweeps.clip_rounding_error(x, sweeps.percentile_of_abs(x, ex.SPLIT_PERCENTILE), ex.BITS, signed=False)
+    ex.check_error_split(split.clipping, None)
+    assert capsys.readouterr().out.startswith("Not answered yet")
+
+
+def test_calibrator_prediction_follows_the_errors() -> None:
+    minmax_wins = {"minmax": 2.6e-5, "percentile": 1.6e-4}
+    assert ex.grade_calibrator_prediction("minmax", minmax_wins, 8).correct
+    wrong = ex.grade_calibrator_prediction("percentile", minmax_wins, 8)
+    assert not wrong.correct and "sweet spot" in wrong.message
+    percentile_wins = {"minmax": 7.5e-3, "percentile": 2.6e-3}
+    assert ex.grade_calibrator_prediction(" Percentile", percentile_wins, 4).correct
+    assert not ex.grade_calibrator_prediction("minmax", percentile_wins, 4).correct
+    assert "Not one of the options" in ex.grade_calibrator_prediction("mse", minmax_wins, 8).message
+
+
+def test_calibrator_prediction_check_measures_the_lesson_tensor(capsys: pytest.CaptureFixture[str]) -> None:
+    """Expected answer from torch's fake quantization on the two ranges (unsigned affine on [0, t])."""
+    x = tail_activations()
+    t_percentile = float(calibrate(x, "percentile", bits=ex.PREDICTION_BITS, signed=False)[1])
+    mse = {name: float(reference_error(x, t, ex.PREDICTION_BITS)[0].mean())
+           for name, t in (("minmax", float(x.max())), ("percentile", t_percentile))}
+    ex.check_calibrator_prediction(min(mse, key=mse.__getitem__))
+    assert capsys.readouterr().out.startswith("Correct!")

@@ -1,4 +1,5 @@
-"""Lesson 04 exercises on the cnn ``fc`` input activations: split the error, find the sweet spot."""
+"""Lesson 04 exercises on the cnn ``fc`` input activations: split the error, find the sweet spot,
+and a prediction on percentile against min/max at 8 bits."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from qlab import sweeps
-from qlab.exercises._grading import Feedback, combine, grade, show
+from qlab.exercises._grading import Feedback, combine, grade, grade_choice, show
 from qlab.lesson_tensors import tail_activations
 
 BITS = 4
@@ -18,6 +19,10 @@ SPLIT_PERCENTILE = 99.99
 """Exercise 1: t is this percentile of |x|."""
 CANDIDATE_FRACTIONS = np.arange(1, 21) / 20
 """Exercise 2: the candidate thresholds are these fractions of max x."""
+PREDICTION_BITS = 8
+"""Prediction: the bit width at which percentile and min/max ranges are compared."""
+PREDICTION_OPTIONS = ("minmax", "percentile")
+"""Prediction: the calibrator whose range gives the fc input the lower MSE."""
 
 
 SPLIT_REL_TOL = 1e-5
@@ -25,7 +30,7 @@ SPLIT_REL_TOL = 1e-5
 the values inside only changes the answer by about 1e-4 and must not pass as correct."""
 
 
-def grade_error_split(clipping: float, rounding: float, x: torch.Tensor, threshold: float, bits: int, signed: bool) -> Feedback:
+def grade_error_split(clipping: float | None, rounding: float | None, x: torch.Tensor, threshold: float, bits: int, signed: bool) -> Feedback:
     """Clipping and rounding parts of the fake-quantization MSE (``qlab.sweeps.clip_rounding_error``)."""
     split = sweeps.clip_rounding_error(x, threshold, bits, signed)
     n = x.numel()
@@ -50,13 +55,13 @@ def grade_error_split(clipping: float, rounding: float, x: torch.Tensor, thresho
                            f"{split.clipping:.4g} + rounding {split.rounding:.4g} = total MSE {split.total:.4g}.")
 
 
-def check_error_split(clipping: float, rounding: float) -> None:
+def check_error_split(clipping: float | None, rounding: float | None) -> None:
     """Exercise 1: print the feedback on the split at t = the SPLIT_PERCENTILE-th percentile of |x|."""
     x = tail_activations()
     show(grade_error_split(clipping, rounding, x, sweeps.percentile_of_abs(x, SPLIT_PERCENTILE), BITS, signed=False))
 
 
-def grade_best_threshold(answer: float, x: torch.Tensor, thresholds: Sequence[float], bits: int, signed: bool) -> Feedback:
+def grade_best_threshold(answer: float | None, x: torch.Tensor, thresholds: Sequence[float], bits: int, signed: bool) -> Feedback:
     """The threshold (among ``thresholds``) with the smallest total fake-quantization MSE."""
     curve = sweeps.clip_rounding_curve(x, thresholds, bits, signed)
     t = curve.thresholds
@@ -76,7 +81,31 @@ def grade_best_threshold(answer: float, x: torch.Tensor, thresholds: Sequence[fl
     )
 
 
-def check_best_threshold(answer: float) -> None:
+def check_best_threshold(answer: float | None) -> None:
     """Exercise 2: print the feedback on the best of the thresholds CANDIDATE_FRACTIONS * max x."""
     x = tail_activations()
     show(grade_best_threshold(answer, x, CANDIDATE_FRACTIONS * float(x.max()), BITS, signed=False))
+
+
+def grade_calibrator_prediction(answer: str | None, mse: dict[str, float], bits: int) -> Feedback:
+    """Prediction: which of PREDICTION_OPTIONS gives the lower MSE (``mse`` by calibrator) at ``bits``."""
+    expected = min(PREDICTION_OPTIONS, key=mse.__getitem__)
+    other = next(o for o in PREDICTION_OPTIONS if o != expected)
+    numbers = f"at {bits} bits, {expected} has MSE {mse[expected]:.3g} against {mse[other]:.3g} for {other}"
+    if expected == "minmax":
+        explanation = (f"{numbers[0].upper()}{numbers[1:]}. The percentile threshold does not depend on the bit width, "
+                       "but the sweet spot does: with a finer step rounding is cheap, the sweet spot moves out "
+                       "towards the maximum, and a fixed clip costs more than it saves.")
+        hint = (f"At 4 bits clipping at the percentile wins, but {numbers}. Each extra bit divides the rounding "
+                "error by 4 while the clipping error of a fixed threshold stays: look where the 8-bit sweet spot sat "
+                "in the table of section 2.")
+    else:
+        explanation = f"{numbers[0].upper()}{numbers[1:]}: even with a finer step the outliers cost more than clipping them."
+        hint = f"{numbers[0].upper()}{numbers[1:]}: clipping the few outliers still pays at this bit width."
+    return grade_choice(answer, expected, PREDICTION_OPTIONS, explanation, {other: hint})
+
+
+def check_calibrator_prediction(answer: str | None) -> None:
+    """Prediction: print the feedback on the calibrator with the lower MSE on the fc input at PREDICTION_BITS."""
+    rows = sweeps.compare_calibrators(tail_activations(), PREDICTION_BITS, PREDICTION_OPTIONS)
+    show(grade_calibrator_prediction(answer, {r.calibrator: r.mse for r in rows}, PREDICTION_BITS))
