@@ -112,8 +112,8 @@ def grade_collapse_prediction(prediction: str | None, fp32: float, per_tensor: f
     measured = f"one scale per tensor keeps {per_tensor:.2f}% of FP32's {fp32:.2f}%: a drop of {drop:.2f} points."
     return grade_choice(
         prediction, collapse_option(drop), PREDICTION_OPTIONS,
-        f"{measured[0].upper()}{measured[1:]} The SQNR chart lost only a few dB per layer, but the channels a "
-        "shared scale erases carry features every later layer needs.",
+        f"{measured[0].upper()}{measured[1:]} The SQNR chart lost only a few dB per layer, but one shared scale "
+        "leaves the small channels with one or two codes (or none), and every later layer depends on them.",
         {o: f"Measured: {measured} Average SQNR hides the few channels that round to zero." for o in PREDICTION_OPTIONS},
     )
 
