@@ -7,6 +7,8 @@ training images) and caches everything a dashboard control change does not alter
 
 from __future__ import annotations
 
+import copy
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from qlab.calibration import CALIBRATORS
 from qlab.data import calibration_subset
 from qlab.evaluation import evaluate
 from qlab.models import load_pretrained
-from qlab.ptq import PTQCache, quantize_model
+from qlab.ptq import PTQCache, quantize_model, weighted_layers
 from qlab.report import PTQReport
 
 CALIBRATION_IMAGES = 512
@@ -55,6 +57,7 @@ class PTQSession:
         self._caches: dict[str, PTQCache] = {}
         self._fp32: dict[str, float] = {}
         self._results: dict[tuple, PTQResult] = {}
+        self._sensitivity: dict[tuple, dict[str, float]] = {}
 
     def model(self, name: str) -> nn.Module:
         """The pretrained model ``name`` (a key of ``qlab.models.MODEL_NAMES``)."""
@@ -85,6 +88,24 @@ class PTQSession:
             self._results[key] = result
         return result
 
+    def sensitivity(self, name: str, **config) -> dict[str, float]:
+        """Test accuracy with ONE layer quantized at a time, the others float: {layer: accuracy}.
+
+        For each weighted layer L of model ``name``: the folded float model with only L replaced
+        by its quantized version from ``quantize_model(model, **config)`` (same weight grid, same
+        calibrated input range), evaluated on the test set. The layer whose accuracy falls
+        furthest below FP32 is the one that breaks the configuration; unlike a layer's SQNR, this
+        measures its effect on the decisions. Memoized per (name, config).
+        """
+        key = (name, tuple(sorted(config.items())))
+        if key not in self._sensitivity:
+            qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)
+            folded = self.cache(name).folded
+            self._sensitivity[key] = {
+                layer: evaluate(one_layer_quantized(folded, qmodel, layer)) for layer, _ in weighted_layers(folded)
+            }
+        return self._sensitivity[key]
+
     def warm_up(self, name: str, calibrators: list[str], act_bits: list[int]) -> dict[str, float]:
         """Do the first-time work for model ``name``; return its cost in seconds, by item.
 
@@ -102,6 +123,29 @@ class PTQSession:
                 self.cache(name).act_ranges(calibrator, bits)
             costs[f"{name}: {calibrator} calibration ({', '.join(map(str, act_bits))} bits)"] = time.perf_counter() - start
         return costs
+
+
+@functools.cache
+def shared_session() -> PTQSession:
+    """One PTQSession per process: a lesson and its exercise checks share models, caches and runs."""
+    return PTQSession()
+
+
+def one_layer_quantized(folded: nn.Module, qmodel: nn.Module, layer: str) -> nn.Module:
+    """A copy of the float ``folded`` model whose ``layer`` is the quantized layer of ``qmodel``.
+
+    ``qmodel`` must come from ``quantize_model`` on the model ``folded`` was folded from (same
+    layer names); the quantized layer is shared, not copied (evaluation does not change it).
+    """
+    names = [n for n, _ in weighted_layers(folded)]
+    if layer not in names:
+        raise ValueError(f"layer must be one of the model's weighted layers {names}, got {layer!r}")
+    if not layer:
+        return qmodel
+    single = copy.deepcopy(folded)
+    parent, _, leaf = layer.rpartition(".")
+    setattr(single.get_submodule(parent), leaf, qmodel.get_submodule(layer))
+    return single
 
 
 def accuracy_by_calibrator(

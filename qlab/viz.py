@@ -208,7 +208,10 @@ def plain_log_axis(ax: Axes) -> None:
 
 
 def plot_grouped_bars(ax: Axes, names: Sequence[str], series: Mapping[str, ArrayLike], ylabel: str, title: str = "") -> list[BarContainer]:
-    """One group of bars per name (e.g. per layer), one bar per series (e.g. per granularity)."""
+    """One group of bars per name (e.g. per layer), one bar per series (e.g. per granularity).
+
+    The legend sits in one row in a band of headroom above the tallest bar, so it covers no bar.
+    """
     width = 0.8 / len(series)
     bars = [
         ax.bar(np.arange(len(names)) + (i - (len(series) - 1) / 2) * width, values, width=width, label=label)
@@ -216,7 +219,10 @@ def plot_grouped_bars(ax: Axes, names: Sequence[str], series: Mapping[str, Array
     ]
     set_layer_ticks(ax, names)
     ax.set(ylabel=ylabel, title=title)
-    ax.legend(loc="best", fontsize=9)
+    top = max(float(np.max(values)) for values in series.values())
+    if top > 0:
+        ax.set_ylim(top=1.2 * top)
+    ax.legend(loc="upper center", ncols=len(series), fontsize=9)
     return bars
 
 

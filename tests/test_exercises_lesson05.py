@@ -66,3 +66,51 @@ def test_other_layer() -> None:
     _, w = torch_folded("block2_dw_conv")
     assert ex.grade_per_channel_scales(w.reshape(w.shape[0], -1).abs().amax(1) / 3, "block2_dw_conv", 3).correct
     assert ex.grade_sqnr_gain(torch_gain(w, 3), "block2_dw_conv", 3).correct
+
+
+def test_blank_answers_are_not_answered_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    for check in (ex.check_per_channel_scales, ex.check_sqnr_gain, ex.check_collapse_prediction):
+        check(None)
+        assert capsys.readouterr().out.startswith("Not answered yet"), check.__name__
+
+
+def test_swapped_sqnr_arguments_get_their_hint() -> None:
+    _, w = torch_folded()
+    qmin, qmax = -8, 7
+    amax = w.reshape(w.shape[0], -1).abs().amax(1)
+    per_channel = torch.fake_quantize_per_channel_affine(w, amax / qmax, torch.zeros(w.shape[0], dtype=torch.int32), 0, qmin, qmax)
+    per_tensor = torch.fake_quantize_per_tensor_affine(w, float(amax.max()) / qmax, 0, qmin, qmax)
+    swapped = sqnr(per_channel, w) - sqnr(per_tensor, w)
+    fb = ex.grade_sqnr_gain(swapped, "block1_dw_conv", 4)
+    assert not fb.correct and "swapped sqnr_db's arguments" in fb.message
+
+
+def test_swapped_exercise_parameters_raise_naming_them() -> None:
+    _, w = torch_folded()
+    with pytest.raises(ValueError, match="layer must be one of"):
+        ex.grade_per_channel_scales(w.reshape(16, -1).abs().amax(1) / 7, 4, "block1_dw_conv")
+    with pytest.raises(ValueError, match="layer must be one of"):
+        ex.grade_sqnr_gain(10.0, 4, "block1_dw_conv")
+    with pytest.raises(TypeError, match="bits"):
+        ex.grade_sqnr_gain(10.0, "block1_dw_conv", "4")
+
+
+def test_collapse_prediction_options_follow_the_measured_drop() -> None:
+    assert ex.collapse_option(0.4) == "under 1 point"
+    assert ex.collapse_option(3.1) == "1 to 10 points"
+    assert ex.collapse_option(59.9) == "more than 10 points"
+    assert ex.grade_collapse_prediction("More than 10 points ", 90.2, 30.35).correct
+    wrong = ex.grade_collapse_prediction("under 1 point", 90.2, 30.35)
+    assert not wrong.correct and "drop of 59.85 points" in wrong.message
+    assert ex.grade_collapse_prediction("1 to 10 points", 90.2, 87.14).correct
+    assert "Not one of the options" in ex.grade_collapse_prediction("a lot", 90.2, 30.35).message
+
+
+def test_collapse_prediction_measures_the_per_tensor_network(capsys: pytest.CaptureFixture[str]) -> None:
+    from qlab.evaluation import evaluate  # noqa: PLC0415
+    from qlab.ptq import quantize_model  # noqa: PLC0415
+
+    net = load_pretrained("depthwise")
+    drop = 100 * (evaluate(net) - evaluate(quantize_model(net, 4, granularity="per_tensor")))
+    ex.check_collapse_prediction(ex.collapse_option(drop))
+    assert capsys.readouterr().out.startswith("Correct!")

@@ -37,28 +37,49 @@ def test_model_size_correct_and_hints(capsys: pytest.CaptureFixture[str]) -> Non
         assert not fb.correct and hint in fb.message, (hint, fb.message)
 
 
-def test_accuracy_drop_correct_hints_and_evaluated_once(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    calls: list[str] = []
-
-    def counting_evaluate(model, *args, **kwargs):
-        calls.append(type(model).__name__)
-        return evaluation.evaluate(model, *args, **kwargs)
-
-    monkeypatch.setattr(ex, "evaluate", counting_evaluate)
-    for cached in (ex._fp32_accuracy, ex._w8a8_accuracy):
-        cached.cache_clear()
+def test_accuracy_drop_correct_hints_and_noise(capsys: pytest.CaptureFixture[str]) -> None:
     net = load_pretrained("depthwise")
     fp32 = evaluation.evaluate(net)
     images = calibration_subset()
     drop = 100 * (fp32 - evaluation.evaluate(quantize_model(net, 8, 8, "per_tensor", calib_data=images)))
     other = 100 * (fp32 - evaluation.evaluate(quantize_model(net, 8, 8, "per_channel", calib_data=images)))
-    assert ex.grade_accuracy_drop(drop, "depthwise", "per_tensor").correct
+    fb = ex.grade_accuracy_drop(drop, "depthwise", "per_tensor")
+    noise = 100 * (fp32 * (1 - fp32) / 10_000) ** 0.5
+    assert fb.correct and f"±{noise:.2f} points" in fb.message
+    assert ("standard errors" in fb.message) == (drop > noise), "a drop within one standard error is called a tie"
     ex.check_accuracy_drop(drop)
     assert capsys.readouterr().out.startswith("Correct!")
     for value, hint in [(drop / 100, "POINTS"), (-drop, "sign is flipped"), (drop / fp32, "relative"), (other, "per_channel"), (50.0, "subtract")]:
         fb = ex.grade_accuracy_drop(value, "depthwise", "per_tensor")
         assert not fb.correct and hint in fb.message, (hint, fb.message)
-    assert len(calls) == 3, "FP32, W8A8 per_tensor and W8A8 per_channel are each evaluated once"
+    # swapped exercise parameters: the other granularity's drop is graded, not a crash on a model name
+    assert ex.grade_accuracy_drop(other, "depthwise", "per_channel").correct
+
+
+def test_blank_answers_are_not_answered_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    for check in (ex.check_model_size, ex.check_accuracy_drop):
+        check(None)
+        assert capsys.readouterr().out.startswith("Not answered yet"), check.__name__
+    assert ex.grade_calibrator_prediction(None, {"minmax": 0.45, "mse": 0.76}).message.startswith("Not answered yet")
+
+
+def test_calibrator_prediction_grades_the_measured_winner() -> None:
+    accuracy = {"minmax": 0.4528, "percentile": 0.3482, "mse": 0.7618, "entropy": 0.5281}
+    assert ex.grade_calibrator_prediction(" MSE", accuracy).correct
+    wrong = ex.grade_calibrator_prediction("entropy", accuracy)
+    assert not wrong.correct and "entropy reaches 52.81%, mse 76.18%" in wrong.message
+    assert "Not one of the options" in ex.grade_calibrator_prediction("kl", accuracy).message
+    with pytest.raises(ValueError, match="no single winner"):
+        ex.grade_calibrator_prediction("mse", {"minmax": 0.901, "mse": 0.902})
+
+
+def test_calibrator_prediction_check_runs_every_calibrator(capsys: pytest.CaptureFixture[str]) -> None:
+    net = load_pretrained("depthwise")
+    images = calibration_subset()
+    accuracy = {c: evaluation.evaluate(quantize_model(net, 8, 4, calibrator=c, calib_data=images)) for c in ("minmax", "mse")}
+    assert accuracy["mse"] > accuracy["minmax"] + 0.1, "on the depthwise net at A4 the error-minimising range wins by far"
+    ex.check_calibrator_prediction("mse")
+    assert capsys.readouterr().out.startswith("Correct!")
 
 
 def test_model_size_is_compared_exactly() -> None:

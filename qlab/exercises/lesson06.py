@@ -1,23 +1,30 @@
-"""Lesson 06 exercises: the size of a quantized model, the accuracy cost of per-tensor weights."""
+"""Lesson 06 exercises: the size of a quantized model, the accuracy cost of per-tensor weights, and a
+prediction of which calibrator wins on the depthwise network with 4-bit activations."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Mapping
 
-from qlab.evaluation import evaluate
-from qlab.exercises._grading import Feedback, grade, grade_exact, show
+from qlab import metrics
+from qlab.calibration import CALIBRATORS
+from qlab.exercises._grading import Feedback, grade, grade_choice, grade_exact, show
 from qlab.models import load_pretrained
 from qlab.ptq import quantize_model, weighted_layers
+from qlab.ranking import TEST_IMAGES, leaders, within_noise
 from qlab.report import model_size
-from qlab.session import calibration_data
+from qlab.session import shared_session
 
 SIZE_MODEL, SIZE_BITS = "mlp", 4
 """Exercise 1: the model and its per-channel symmetric weight bit width (activations float)."""
 DROP_MODEL, DROP_GRANULARITY = "depthwise", "per_tensor"
 """Exercise 2: the model and weight granularity of the W8A8 (min/max static) configuration."""
+PREDICTION_MODEL, PREDICTION_WEIGHT_BITS, PREDICTION_ACT_BITS = "depthwise", 8, 4
+"""Prediction: the model and bits (per-channel weights, static activations) on which the calibrators compete."""
+PREDICTION_OPTIONS = tuple(CALIBRATORS)
+"""Prediction: the calibrators (``qlab.calibration.CALIBRATORS``)."""
 
 
-def grade_model_size(n_bytes: int, model: str, bits: int) -> Feedback:
+def grade_model_size(n_bytes: int | None, model: str, bits: int) -> Feedback:
     """Bytes of ``model`` with per-channel symmetric ``bits``-bit weights (``qlab.report.model_size``)."""
     layers = [layer for _, layer in weighted_layers(load_pretrained(model))]
     fp32, expected = model_size(quantize_model(load_pretrained(model), bits).report)
@@ -36,35 +43,35 @@ def grade_model_size(n_bytes: int, model: str, bits: int) -> Feedback:
     )
 
 
-def check_model_size(n_bytes: int) -> None:
+def check_model_size(n_bytes: int | None) -> None:
     """Exercise 1: print the feedback on the size of SIZE_MODEL with SIZE_BITS-bit weights."""
     show(grade_model_size(n_bytes, SIZE_MODEL, SIZE_BITS))
 
 
-@functools.cache
-def _fp32_accuracy(model: str) -> float:
-    """Test accuracy of the pretrained ``model`` (evaluated once per process)."""
-    return evaluate(load_pretrained(model))
-
-
-@functools.cache
 def _w8a8_accuracy(model: str, granularity: str) -> float:
-    """Test accuracy of ``model`` at W8A8, min/max static activations (evaluated once per process)."""
-    return evaluate(quantize_model(load_pretrained(model), 8, 8, granularity, calib_data=calibration_data()))
+    """Test accuracy of ``model`` at W8A8, min/max static activations (memoized by the shared session)."""
+    return shared_session().run(model, weight_bits=8, act_bits=8, granularity=granularity, calibrator="minmax").accuracy
 
 
-def grade_accuracy_drop(points: float, model: str, granularity: str) -> Feedback:
-    """W8A8 (min/max static) accuracy drop in percentage points against FP32 on the test set."""
-    fp32 = _fp32_accuracy(model)
+def grade_accuracy_drop(points: float | None, model: str, granularity: str) -> Feedback:
+    """W8A8 (min/max static) accuracy drop in percentage points against FP32 on the test set, and
+    whether it stands out from the test set's noise (one standard error, ``qlab.metrics.accuracy_stderr``)."""
+    fp32 = shared_session().fp32_accuracy(model)
 
     def drop(g: str) -> float:
         return 100 * (fp32 - _w8a8_accuracy(model, g))
 
     expected = drop(granularity)
+    noise = 100 * metrics.accuracy_stderr(fp32, TEST_IMAGES)
+    if within_noise(expected, 0.0, noise):
+        verdict = f"within the test set's noise (±{noise:.2f} points): a tie with FP32 by this course's rule."
+    else:
+        verdict = (f"{expected / noise:.1f} standard errors (±{noise:.2f} points): just measurable, "
+                   "and tiny next to the collapse at 4 bits.")
     other = "per_channel" if granularity == "per_tensor" else "per_tensor"
     return grade(
         points, expected,
-        f"W8A8 {granularity} loses {expected:.2f} points ({100 * fp32:.2f}% -> {100 * fp32 - expected:.2f}%).",
+        f"W8A8 {granularity} loses {expected:.2f} points ({100 * fp32:.2f}% -> {100 * fp32 - expected:.2f}%), {verdict}",
         [(expected / 100, "That is a fraction; give percentage POINTS (100 x the difference of the accuracies)."),
          (-expected, "Your sign is flipped: the drop is FP32 accuracy minus quantized accuracy."),
          (expected / fp32, "That is a relative change (divided by the FP32 accuracy); give the plain difference in points."),
@@ -73,6 +80,38 @@ def grade_accuracy_drop(points: float, model: str, granularity: str) -> Feedback
     )
 
 
-def check_accuracy_drop(points: float) -> None:
+def check_accuracy_drop(points: float | None) -> None:
     """Exercise 2: print the feedback on the W8A8 DROP_GRANULARITY accuracy drop of DROP_MODEL."""
     show(grade_accuracy_drop(points, DROP_MODEL, DROP_GRANULARITY))
+
+
+def grade_calibrator_prediction(prediction: str | None, accuracy: Mapping[str, float]) -> Feedback:
+    """Prediction: the calibrator with the highest test accuracy in ``accuracy`` (fractions, by calibrator).
+
+    The winner must stand out from the others by more than the test set's noise (one standard
+    error at its accuracy); ValueError otherwise, since a tie has no single right answer."""
+    best = max(accuracy, key=accuracy.__getitem__)
+    noise = metrics.accuracy_stderr(accuracy[best], TEST_IMAGES)
+    if len(leaders(accuracy, noise)) > 1:
+        raise ValueError(f"no single winner within the noise (±{100 * noise:.2f} points): {leaders(accuracy, noise)}")
+    table = ", ".join(f"{c} {100 * a:.2f}%" for c, a in accuracy.items())
+    why = {
+        "minmax": "min/max spends the few codes of a low bit width on the rarest, largest values (lesson 04).",
+        "moving_average": "moving_average averages per-batch extremes: nearly the min/max range.",
+        "percentile": "percentile clips at the 99.99th percentile of |x| whatever the bit width (lesson 04).",
+        "entropy": "entropy clips the input image (lesson 04); section 3 measures what that costs here.",
+        "mse": "mse picks, for every layer, the range with the least squared error at the given bit width.",
+    }
+    return grade_choice(
+        prediction, best, PREDICTION_OPTIONS,
+        f"{best} wins clearly: {table}. {why.get(best, '')}".strip(),
+        {c: f"{c} reaches {100 * accuracy[c]:.2f}%, {best} {100 * accuracy[best]:.2f}%. {why.get(c, '')}".strip() for c in accuracy},
+    )
+
+
+def check_calibrator_prediction(prediction: str | None) -> None:
+    """Prediction: print the feedback on the best calibrator for PREDICTION_MODEL at W{PREDICTION_WEIGHT_BITS}A{PREDICTION_ACT_BITS}."""
+    session = shared_session()
+    accuracy = {c: session.run(PREDICTION_MODEL, weight_bits=PREDICTION_WEIGHT_BITS, act_bits=PREDICTION_ACT_BITS,
+                               calibrator=c).accuracy for c in PREDICTION_OPTIONS}
+    show(grade_calibrator_prediction(prediction, accuracy))
