@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from qlab.data import DataIntegrityError, sha256_file, verify_sha256
-from qlab.evaluation import evaluate
+from qlab.data import DataIntegrityError, load_fashion_mnist, sha256_file, verify_sha256
+from qlab.evaluation import evaluate, predict_logits
 from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, load_pretrained
 from qlab.qat import penalty, prepare_qat
 from qlab.train import TRAIN_CONFIGS, Callback, TrainConfig, deterministic_cpu, fit, write_checksums
@@ -65,6 +65,31 @@ def recipe(name: str, epochs: int | None = None) -> TrainConfig:
     return config if epochs is None else dataclasses.replace(config, epochs=epochs)
 
 
+VALIDATION_SIZE: int = 5000
+"""Training images held out to choose the QAT recipe (never the test set)."""
+
+
+def validation_split(n: int = VALIDATION_SIZE, seed: int = 0) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``((train_x, train_y), (val_x, val_y))``: the training split minus ``n`` held-out images.
+
+    The held-out images are the *last* ``n`` of ``torch.randperm(60000)`` with seed ``seed``,
+    the permutation whose first 512 images are ``qlab.data.calibration_subset()``, so the
+    calibration images stay on the training side.
+    """
+    images, labels = load_fashion_mnist("train")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < len(images):
+        raise ValueError(f"n must be an int in [1, {len(images) - 1}], got {n!r}")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    train, val = order[:-n].sort().values, order[-n:]
+    return (images[train], labels[train]), (images[val], labels[val])
+
+
+def accuracy_on(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Top-1 accuracy of ``model`` on ``data = (images, labels)``, in [0, 1]."""
+    images, labels = data
+    return (predict_logits(model, images).argmax(dim=1) == labels).float().mean().item()
+
+
 def finetune(
     name: str,
     weight_bits: int,
@@ -75,20 +100,26 @@ def finetune(
     epochs: int | None = None,
     max_steps: int | None = None,
     callback: Callback | None = None,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    config: TrainConfig | None = None,
+    progress: bool = True,
     on_prepared: Callable[[nn.Module], None] | None = None,
     **qat_options: Any,
 ) -> tuple[nn.Sequential, dict[str, float]]:
     """QAT fine-tune of pretrained model ``name``; returns the QAT model (eval) and fit's stats.
 
     ``on_prepared(model)`` is called with the QAT model before training (e.g. so a callback
-    can inspect its weights).
+    can inspect its weights). ``data`` = (images, labels) to train on (default: the whole
+    training split; :func:`validation_split` for recipe selection); ``config`` replaces
+    ``recipe(name, epochs)``; ``progress=False`` hides fit's tqdm bar.
     """
     with deterministic_cpu(NUM_THREADS):
         model = prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **qat_options)
     if on_prepared is not None:
         on_prepared(model)
-    stats = fit(model, recipe(name, epochs), max_steps=max_steps, callback=callback, num_threads=NUM_THREADS,
-                regularizer=penalty if method == "penalty" else None, desc=f"{name} {method}")
+    stats = fit(model, recipe(name, epochs) if config is None else config, max_steps=max_steps, callback=callback, num_threads=NUM_THREADS,
+                regularizer=penalty if method == "penalty" else None, desc=f"{name} {method}", data=data,
+                progress=progress)
     return model, stats
 
 

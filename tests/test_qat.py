@@ -203,6 +203,37 @@ def test_lsq_plus_learns_the_zero_point():
     assert qat[0].act_fq.zero_point.grad is not None and qat[0].act_fq.scale.grad is not None
 
 
+def test_calibrator_init_by_hand():
+    """calibrator="minmax": weight step = amax / Qp per channel, activation range = calibrated range."""
+    model = nn.Sequential(nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -3.5], [0.5, 0.25]]))
+    calib = torch.tensor([[0.0, 2.0], [1.0, 4.0]])
+    qat = prepare_qat(model, 4, 4, "lsq", calib_data=calib, calibrator="minmax")
+    assert torch.allclose(qat[0].weight_fq.scale, torch.tensor([3.5, 0.5]) / 7)  # 4-bit signed: Qp = 7
+    assert qat[0].act_fq.min_val.item() == 0.0 and qat[0].act_fq.max_val.item() == 4.0
+    assert torch.allclose(qat[0].act_fq.scale, torch.tensor([4.0 / 15]))
+    paper = prepare_qat(model, 4, 4, "lsq", calib_data=calib)
+    assert torch.allclose(paper[0].weight_fq.scale, torch.tensor([2.25, 0.375]) * 2 / math.sqrt(7))
+    with pytest.raises(ValueError, match="calibrator"):
+        prepare_qat(model, 4, 4, "lsq", calib_data=calib, calibrator="median")
+
+
+def test_validation_split_is_disjoint_and_keeps_the_calibration_images():
+    from qlab.data import calibration_subset, load_fashion_mnist
+    from qlab.qat_train import validation_split
+
+    (train_x, train_y), (val_x, val_y) = validation_split(100)
+    images, _ = load_fashion_mnist("train")
+    assert len(train_x) == len(train_y) == len(images) - 100 and len(val_x) == len(val_y) == 100
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(val_x, images[order[-100:]])
+    assert torch.equal(calibration_subset(), images[order[:512]])
+    assert torch.equal(train_x, images[order[:-100].sort().values])
+    with pytest.raises(ValueError, match="n must be"):
+        validation_split(len(images))
+
+
 def test_penalty_by_hand():
     model = nn.Sequential(nn.Linear(2, 1, bias=False))
     with torch.no_grad():
