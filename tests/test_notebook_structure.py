@@ -13,7 +13,6 @@ import pytest
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 LESSONS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 SECTIONS = ("Learning objectives", "Time estimate", "Prerequisites", "Summary", "Try this")
-MARKERS = ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_CHECK_OUTPUT", "# NBVAL_SKIP", "# NBVAL_RAISES_EXCEPTION")
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 TEXT_MIMES = ("text/plain", "text/html", "text/latex", "image/svg+xml")
 IMPORT_ROOTS = {"qlab", "torch", "numpy", "matplotlib", "IPython", "math"}
@@ -45,7 +44,8 @@ def output_texts(cell: nbformat.NotebookNode) -> list[str]:
 
 
 def is_ignored(cell: nbformat.NotebookNode) -> bool:
-    return cell.source.splitlines()[:1] == ["# NBVAL_IGNORE_OUTPUT"]
+    """nbval ignores the cell's outputs: tagged in the cell metadata, which students do not see."""
+    return "nbval-ignore-output" in cell.metadata.get("tags", [])
 
 
 def test_lessons_exist() -> None:
@@ -89,18 +89,30 @@ def test_dashboard_displayed_then_checked(nb: nbformat.NotebookNode) -> None:
         (shown, checked) for shown, checked in zip(cells, cells[1:])
         if is_ignored(shown) and "from qlab.dashboards import" in shown.source and "display(" in shown.source
     ]
-    assert pairs, "display a dashboard in a cell whose first line is exactly '# NBVAL_IGNORE_OUTPUT'"
+    assert pairs, "display a dashboard in a cell tagged 'nbval-ignore-output', followed by a checked cell"
     for _, checked in pairs:
-        assert not any(m in checked.source for m in MARKERS), "the cell after the dashboard must be checked"
+        assert not is_ignored(checked) and not checked.metadata.get("tags"), "the cell after the dashboard must be checked"
         assert re.search(r"\.value = ", checked.source) and ".readout()" in checked.source
         assert stdout(checked).strip(), "the checked cell prints the readout"
 
 
-def test_markers_are_whole_lines(nb: nbformat.NotebookNode) -> None:
+def test_no_test_markers_in_sources(nb: nbformat.NotebookNode) -> None:
+    """nbval markers live in cell tags (``nbval-ignore-output``...), not in code students read."""
     for cell in code_cells(nb):
-        for line in cell.source.splitlines():
-            if "NBVAL_" in line:
-                assert line.strip() in MARKERS, f"not an nbval marker (must be a whole comment line): {line!r}"
+        assert "NBVAL_" not in cell.source, f"use a cell tag instead of an nbval comment in:\n{cell.source}"
+
+
+def test_dashboards_store_a_static_snapshot(nb: nbformat.NotebookNode) -> None:
+    """Without a kernel (GitHub, nbviewer, a fresh JupyterLab) a widget view renders nothing:
+    every dashboard cell stores the live widget followed by a PNG snapshot of its figure."""
+    for cell in code_cells(nb):
+        if "qlab.dashboards" not in cell.source:
+            continue
+        mimes = [set(o.get("data", {})) for o in cell.outputs if o.output_type == "display_data"]
+        widget_at = [i for i, m in enumerate(mimes) if "application/vnd.jupyter.widget-view+json" in m]
+        assert widget_at, f"no widget displayed by:\n{cell.source}"
+        for i in widget_at:
+            assert i + 1 < len(mimes) and "image/png" in mimes[i + 1], f"no snapshot after the widget of:\n{cell.source}"
 
 
 def test_outputs_are_reproducible(nb: nbformat.NotebookNode) -> None:

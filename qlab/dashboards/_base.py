@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import io
 import itertools
 import sys
 import traceback
@@ -30,6 +31,14 @@ import matplotlib
 from matplotlib.figure import Figure
 
 _FIGURE_NUMBERS = itertools.count(1001)  # ipympl wants a figure number; never used by pyplot
+
+DASHBOARD_CLASS = "qlab-dashboard"
+"""CSS class of every dashboard's root widget (the browser test and presenter view find it)."""
+
+HIDE_SNAPSHOT_CSS = (
+    f"<style>.jp-OutputArea-child:has(.{DASHBOARD_CLASS}) + .jp-OutputArea-child {{display: none;}}</style>"
+)
+"""Hides the static snapshot output that follows a rendered (live) dashboard."""
 
 
 def _ipympl_backend() -> Any:
@@ -71,6 +80,38 @@ def make_canvas(fig: Figure) -> widgets.DOMWidget:
     return canvas
 
 
+def dashboard_box(children: list[widgets.Widget]) -> widgets.VBox:
+    """The root widget of a dashboard: ``children`` stacked, tagged with :data:`DASHBOARD_CLASS`
+    and carrying :data:`HIDE_SNAPSHOT_CSS` (so a live dashboard hides its static snapshot)."""
+    box = widgets.VBox([*children, widgets.HTML(HIDE_SNAPSHOT_CSS)])
+    box.add_class(DASHBOARD_CLASS)
+    return box
+
+
+def snapshot_png(fig: Figure) -> bytes:
+    """``fig`` as it stands now, as PNG bytes (Agg; no ``Software`` entry, so the bytes depend
+    only on the figure)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def display_with_snapshot(root: widgets.Widget, fig: Figure, title: str, readout: str) -> None:
+    """Show the live widget ``root``, then a static snapshot: ``fig`` as PNG, ``readout`` as text.
+
+    The snapshot is what GitHub, nbviewer and a JupyterLab without a running kernel show (they
+    cannot render a widget view). Next to a live widget it is hidden by the CSS rule the widget
+    carries (:func:`dashboard_box`), so a learner with a kernel sees the dashboard once. The
+    widget's plain-text fallback names the dashboard instead of the ``VBox(children=...)`` repr.
+    """
+    from IPython.display import display
+
+    bundle = root._repr_mimebundle_()
+    bundle["text/plain"] = f"[live dashboard: {title}; run the notebook to use it]"
+    display(bundle, raw=True)
+    display({"image/png": snapshot_png(fig), "text/plain": readout}, raw=True)
+
+
 class Dashboard:
     """Base class: controls + ipympl figure + readout + error box, wired together.
 
@@ -105,7 +146,7 @@ class Dashboard:
         self.build_figure()
         for control in self.controls:
             control.observe(self._on_change, names="value")
-        self.widget = widgets.VBox(
+        self.widget = dashboard_box(
             [widgets.HBox(self.controls, layout=widgets.Layout(flex_flow="row wrap")), self.canvas, self.readout_box, self.error_box]
         )
         self.update()
@@ -172,6 +213,4 @@ class Dashboard:
         return "\n".join(lines)
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_with_snapshot(self.widget, self.fig, self.title, self.readout())

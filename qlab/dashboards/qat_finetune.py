@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import torch
 from matplotlib.figure import Figure
 
-from qlab.dashboards._base import make_canvas
+from qlab.dashboards._base import dashboard_box, display_with_snapshot, make_canvas
 from qlab.evaluation import evaluate
 from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.ptq import quantize_model
@@ -66,7 +66,7 @@ class LiveFineTune:
         self.canvas = make_canvas(self.fig)
         controls = widgets.HBox([self.model_dropdown, self.bits_dropdown, self.method_dropdown, self.steps_slider, self.button],
                                 layout=widgets.Layout(flex_flow="row wrap"))
-        self.widget = widgets.VBox([controls, self.progress, self.canvas, self.readout_box])
+        self.widget = dashboard_box([controls, self.progress, self.canvas, self.readout_box])
         self.result: FineTuneResult | None = None
 
     def run(self) -> FineTuneResult:
@@ -101,6 +101,9 @@ class LiveFineTune:
         self.model = model
         self.readout_box.value = f'<pre style="font-size:15px">{html.escape(self.readout())}</pre>'
         return self.result
+
+    def _ipython_display_(self) -> None:
+        display_with_snapshot(self.widget, self.fig, "QAT fine-tuning", self.readout())
 
     def readout(self) -> str:
         """Plain-text summary of the last run."""

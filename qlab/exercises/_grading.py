@@ -11,6 +11,8 @@ import torch
 
 REL_TOL = 1e-3
 
+NOT_ANSWERED = "Not answered yet: replace the None in the cell above with your answer, then run this cell again."
+
 
 @dataclass(frozen=True)
 class Feedback:
@@ -29,7 +31,12 @@ def close(answer: Any, expected: Any, rel_tol: float = REL_TOL) -> bool:
 
 def grade(answer: Any, expected: Any, explanation: str, slips: Sequence[tuple[Any, str]], fallback: str,
           rel_tol: float = REL_TOL) -> Feedback:
-    """Correct if ``answer`` matches ``expected`` within ``rel_tol``; else the hint of the first matching slip."""
+    """Correct if ``answer`` matches ``expected`` within ``rel_tol``; else the hint of the first matching slip.
+
+    ``None`` (the blank student cell) is "not answered yet", never an error: a student copy runs
+    from top to bottom before any exercise is solved."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
     if close(answer, expected, rel_tol):
         return Feedback(True, f"Correct! {explanation}")
     for wrong, hint in slips:
@@ -45,7 +52,10 @@ def _as_ints(answer: Any) -> tuple[int, ...] | None:
 
 
 def grade_exact(answer: Any, expected: Sequence[int], explanation: str, slips: Sequence[tuple[Sequence[int], str]], fallback: str) -> Feedback:
-    """Integer answers compared exactly: correct, or the hint of the first slip the answer equals."""
+    """Integer answers compared exactly: correct, or the hint of the first slip the answer equals
+    (``None``: not answered yet)."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
     got = _as_ints(answer)
     if got == tuple(expected):
         return Feedback(True, f"Correct! {explanation}")
@@ -53,6 +63,22 @@ def grade_exact(answer: Any, expected: Sequence[int], explanation: str, slips: S
         if got == tuple(wrong):
             return Feedback(False, f"Not quite. {hint}")
     return Feedback(False, f"Not quite. {fallback}")
+
+
+def grade_choice(answer: Any, expected: str, options: Sequence[str], explanation: str, hints: dict[str, str]) -> Feedback:
+    """A prediction or multiple-choice answer: one of ``options`` (compared case-insensitively).
+
+    ``hints`` maps a wrong option to what the student should look at; an answer that is not one of
+    the options is told the options; ``None`` is "not answered yet"."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
+    chosen = str(answer).strip().lower()
+    by_name = {o.lower(): o for o in options}
+    if chosen not in by_name:
+        return Feedback(False, f"Not one of the options: answer with one of {', '.join(map(repr, options))}.")
+    if by_name[chosen] == expected:
+        return Feedback(True, f"Correct! {explanation}")
+    return Feedback(False, f"Not quite. {hints.get(by_name[chosen], explanation)}")
 
 
 def combine(parts: Sequence[Feedback], explanation: str) -> Feedback:
