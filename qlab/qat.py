@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -180,14 +181,15 @@ class FakeQuant(nn.Module):
             zp_f = zp.to(torch.float32).reshape(1)
             self.zero_point = nn.Parameter(zp_f) if learn_zero_point else nn.Parameter(zp_f, requires_grad=False)
 
-    def init_weight_scale(self, w: torch.Tensor, calibrator: str | None = None) -> None:
+    def init_weight_scale(self, w: torch.Tensor, calibrator: str | None = None, **options: Any) -> None:
         """LSQ weights: set the scale to 2 * mean|w| / sqrt(Qp) (per channel if configured), or,
-        with ``calibrator``, to amax / Qp of that calibrator's symmetric range at these bits."""
+        with ``calibrator``, to amax / Qp of that calibrator's symmetric range at these bits
+        (``options`` go to ``qlab.calibration.calibrate``)."""
         with torch.no_grad():
             if calibrator is None:
                 scale = lsq_init_scale(w, self.quant_max, self.axis)
             else:
-                mn, mx = calibrate(w.detach(), calibrator, self.bits, signed=True, axis=self.axis)
+                mn, mx = calibrate(w.detach(), calibrator, self.bits, signed=True, axis=self.axis, **options)
                 scale, _ = qparams_from_range(mn, mx, self.bits, signed=True, symmetric=True)
             self.scale = nn.Parameter(scale.reshape(-1).clone())
             self.zero_point = nn.Parameter(torch.zeros_like(self.scale), requires_grad=False)
@@ -266,6 +268,7 @@ def prepare_qat(
     penalty_fake_quant: bool = False,
     calib_data: torch.Tensor | None = None,
     calibrator: str | None = None,
+    calibrator_options: dict[str, Any] | None = None,
 ) -> nn.Sequential:
     """A trainable fake-quantized copy of a Sequential ``model`` (the original is untouched).
 
@@ -273,7 +276,8 @@ def prepare_qat(
     ranges start from min/max over ``calib_data`` (default ``qlab.data.calibration_subset()``,
     the images PTQ calibrates on) or, with ``calibrator`` (a ``qlab.calibration`` name such as
     "mse"), from that calibrator at ``act_bits``; with method "lsq" the weight step sizes then
-    start from it too (instead of LSQ's 2 * mean|w| / sqrt(Qp)). ``method`` is "ste", "lsq" or "penalty" (see the module
+    start from it too (instead of LSQ's 2 * mean|w| / sqrt(Qp)); ``calibrator_options`` go to
+    ``qlab.calibration.calibrate`` (e.g. ``{"num_bins": 256, "start_bin": 16}``). ``method`` is "ste", "lsq" or "penalty" (see the module
     docstring); ``lam`` is the penalty weight λ and ``penalty_fake_quant`` whether the penalty
     method also fake-quantizes weights in the forward pass. The copy is in train mode; the
     settings are kept in its ``qat_config`` attribute.
@@ -281,6 +285,9 @@ def prepare_qat(
     _check_qat_args(weight_bits, act_bits, method, granularity, lam)
     if calibrator is not None:
         check_choice(calibrator, tuple(CALIBRATORS), "calibrator")
+    elif calibrator_options:
+        raise ValueError("calibrator_options given without a calibrator")
+    options = calibrator_options or {}
     if not isinstance(model, nn.Sequential) or not weighted_layers(model):
         raise ValueError("model has no Conv2d/Linear children to quantize (expected an nn.Sequential)")
     folded = fold_batchnorm(model)
@@ -294,17 +301,17 @@ def prepare_qat(
         if method != "penalty" or penalty_fake_quant:
             weight_fq = FakeQuant(weight_bits, "weight", fq_method, per_channel)
             if fq_method == "lsq":
-                weight_fq.init_weight_scale(layer.weight, calibrator)
+                weight_fq.init_weight_scale(layer.weight, calibrator, **options)
         act_fq = None
         if act_bits is not None:
             x = inputs[name]
-            init_range = (x.min(), x.max()) if calibrator is None else calibrate(x, calibrator, act_bits, signed=False)
+            init_range = (x.min(), x.max()) if calibrator is None else calibrate(x, calibrator, act_bits, signed=False, **options)
             act_fq = FakeQuant(act_bits, "activation", fq_method, learn_zero_point=learn_zero_point,
                                init_range=init_range)
         setattr(qat, name, QATLayer(layer, weight_fq, act_fq))
     qat.qat_config = {"weight_bits": weight_bits, "act_bits": act_bits, "method": method, "granularity": granularity,
                       "learn_zero_point": learn_zero_point, "lam": lam, "penalty_fake_quant": penalty_fake_quant,
-                      "calibrator": calibrator}
+                      "calibrator": calibrator, "calibrator_options": options}
     return qat.train()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from qlab.affine import fake_quantize, qrange
-from qlab.exercises._grading import Feedback, grade, show
+from qlab.exercises._grading import NOT_ANSWERED, Feedback, grade, show
 from qlab.qat import learnable_fake_quantize, lsq_grad_factor
 from qlab.qat_train import RESULTS_FILE, benchmark_results
 
@@ -43,8 +43,10 @@ def lsq_scale_gradients(x: Sequence[float], scale: float, bits: int, g: float = 
     return s.grad
 
 
-def grade_ste_mask(answer: Sequence[float], x: Sequence[float], scale: float, bits: int) -> Feedback:
+def grade_ste_mask(answer: Sequence[float] | None, x: Sequence[float], scale: float, bits: int) -> Feedback:
     """Exercise: the STE's dQ/dx (0 or 1) for each x on the signed grid with step ``scale``."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
     if len(list(answer)) != len(x):
         return Feedback(False, f"Not quite. Give one 0 or 1 for each of the {len(x)} inputs {tuple(x)}.")
     qmin, qmax = qrange(bits, signed=True)
@@ -72,9 +74,10 @@ def grade_lsq_scale_gradient(answer: Sequence[float] | None, x: Sequence[float],
     below); g forgotten; round half up instead of half to even at the tie; the STE's zero;
     round(x/s) alone. Each slip's answer is computed from the same formula with that one change.
     """
-    if answer is None or len(list(answer)) != len(x):
-        return Feedback(False, f"Not answered yet: give one gradient for each of the inputs {tuple(x)}."
-                        if answer is None else f"Not quite. Give one gradient for each of the inputs {tuple(x)}.")
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
+    if len(list(answer)) != len(x):
+        return Feedback(False, f"Not quite. Give one gradient for each of the inputs {tuple(x)}.")
     qmin, qmax = qrange(bits, signed=True)
     g = lsq_grad_factor(n, qmax)
     expected = lsq_scale_gradients(x, scale, bits, g)
@@ -108,9 +111,11 @@ def qat_gains(results: Path = RESULTS_FILE, setting: str = "W4A4") -> dict[str, 
             for name in r["fp32"] if f"{name}/{setting}/lsq" in r["qat"]}
 
 
-def grade_biggest_gain(answer: str, setting: str, results: Path) -> Feedback:
+def grade_biggest_gain(answer: str | None, setting: str, results: Path) -> Feedback:
     """Exercise: which model gains the most points from LSQ over the best PTQ at ``setting``?"""
     gains = qat_gains(results, setting)
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
     if answer not in gains:
         return Feedback(False, f"Not quite. Answer with one of {sorted(gains)}.")
     best = max(gains, key=gains.get)
