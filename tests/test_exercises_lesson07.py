@@ -55,12 +55,12 @@ def test_lsq_gradient_hints(answer: list[float], hint: str) -> None:
 
 
 def test_blank_answers_are_not_answered_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    for check in (ex.check_ste_mask, ex.check_lsq_scale_gradient, ex.check_biggest_gain):
+    for check in (ex.check_ste_mask, ex.check_lsq_scale_gradient, ex.check_biggest_gain_prediction):
         check(None)
         assert capsys.readouterr().out.startswith("Not answered yet")
 
 
-def test_biggest_gain_reads_the_results_table(tmp_path) -> None:
+def test_biggest_gain_prediction_reads_the_results_table(tmp_path) -> None:
     results = {
         "fp32": {"cnn": 0.92, "depthwise": 0.90, "mlp": 0.89},
         "ptq": {"cnn/W4A4": {"accuracy": 0.89}, "depthwise/W4A4": {"accuracy": 0.47}, "mlp/W4A4": {"accuracy": 0.88}},
@@ -68,6 +68,9 @@ def test_biggest_gain_reads_the_results_table(tmp_path) -> None:
     }
     path = tmp_path / "r.json"
     path.write_text(json.dumps(results))
-    assert ex.grade_biggest_gain("depthwise", "W4A4", path).correct
-    assert not ex.grade_biggest_gain("cnn", "W4A4", path).correct
-    assert "one of" in ex.grade_biggest_gain("resnet", "W4A4", path).message
+    assert ex.grade_biggest_gain_prediction("depthwise", "W4A4", path).correct
+    assert ex.grade_biggest_gain_prediction(" Depthwise", "W4A4", path).correct
+    wrong = ex.grade_biggest_gain_prediction("cnn", "W4A4", path)
+    assert not wrong.correct and "depthwise +41.00" in wrong.message and "PTQ lost" in wrong.message
+    assert "one of" in ex.grade_biggest_gain_prediction("resnet", "W4A4", path).message
+    assert ex.grade_biggest_gain_prediction(None, "W4A4", path).message.startswith("Not answered yet")

@@ -1,5 +1,5 @@
 """Lesson 07 exercises (quantization-aware training): the STE mask, LSQ's step-size gradient
-and which model gains most from QAT.
+and a prediction of which model gains most from QAT.
 
 Each ``grade_*`` returns a ``Feedback``; its ``check_*`` twin prints the message. Expected
 answers come from qlab's own functions (the autograd of ``fake_quantize`` and
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from qlab.affine import fake_quantize, qrange
-from qlab.exercises._grading import NOT_ANSWERED, Feedback, grade, show
+from qlab.exercises._grading import NOT_ANSWERED, Feedback, grade, grade_choice, show
 from qlab.qat import learnable_fake_quantize, lsq_grad_factor
 from qlab.qat_train import RESULTS_FILE, benchmark_results
 
@@ -111,18 +111,17 @@ def qat_gains(results: Path = RESULTS_FILE, setting: str = "W4A4") -> dict[str, 
             for name in r["fp32"] if f"{name}/{setting}/lsq" in r["qat"]}
 
 
-def grade_biggest_gain(answer: str | None, setting: str, results: Path) -> Feedback:
-    """Exercise: which model gains the most points from LSQ over the best PTQ at ``setting``?"""
+def grade_biggest_gain_prediction(answer: str | None, setting: str, results: Path) -> Feedback:
+    """Prediction: which model gains the most points from LSQ over the best PTQ at ``setting``?
+
+    The expected model is read from the benchmark results (``qat_gains``), never typed in."""
     gains = qat_gains(results, setting)
-    if answer is None:
-        return Feedback(False, NOT_ANSWERED)
-    if answer not in gains:
-        return Feedback(False, f"Not quite. Answer with one of {sorted(gains)}.")
     best = max(gains, key=gains.get)
     table = ", ".join(f"{k} {v:+.2f}" for k, v in gains.items())
-    if answer == best:
-        return Feedback(True, f"Correct! Gains in points at {setting}: {table}. Compare each gain with what PTQ lost at this setting.")
-    return Feedback(False, f"Not quite. Look at how much PTQ loses at {setting} for each model and how much LSQ wins back.")
+    hint = (f"Gains in points at {setting}: {table}. QAT can only win back what PTQ lost: look at how far each "
+            "model's best PTQ falls below FP32.")
+    return grade_choice(answer, best, sorted(gains), f"Gains in points at {setting}: {table}: the model PTQ hurt most "
+                        "has the most to win back.", {m: hint for m in gains if m != best})
 
 
 def check_ste_mask(answer: Sequence[float]) -> None:
@@ -135,6 +134,6 @@ def check_lsq_scale_gradient(answer: Sequence[float]) -> None:
     show(grade_lsq_scale_gradient(answer, LSQ_X, LSQ_SCALE, LSQ_BITS, LSQ_N))
 
 
-def check_biggest_gain(answer: str) -> None:
-    """Print the feedback for the model LSQ helps most at ``GAIN_SETTING`` (shipped results file)."""
-    show(grade_biggest_gain(answer, GAIN_SETTING, RESULTS_FILE))
+def check_biggest_gain_prediction(answer: str | None) -> None:
+    """Print the feedback for the predicted model LSQ helps most at ``GAIN_SETTING`` (shipped results file)."""
+    show(grade_biggest_gain_prediction(answer, GAIN_SETTING, RESULTS_FILE))
