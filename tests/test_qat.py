@@ -281,6 +281,17 @@ def test_fit_is_deterministic_and_stops_at_max_steps():
     assert torch.equal(results[0], results[1])
 
 
+def test_fit_progress_bar_counts_the_epochs_it_runs(capsys):
+    """A 3-step run of a 3-epoch config runs one epoch: the bar says "epoch 1/1", not "1/3";
+    progress=False shows no bar at all."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    fit(model, TrainConfig(epochs=3, lr=1e-2), max_steps=3, num_threads=1, desc="tiny")
+    err = capsys.readouterr().err
+    assert "tiny epoch 1/1" in err and "1/3" not in err
+    fit(model, TrainConfig(epochs=3, lr=1e-2), max_steps=3, num_threads=1, desc="tiny", progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_shipped_qat_checkpoints_match_their_checksums():
     from qlab.data import sha256_file
     from qlab.qat_train import QAT_CHECKPOINT_DIR, QAT_CHECKPOINT_SHA256, checkpoint_path
