@@ -60,9 +60,9 @@ RESULTS_FILE: Path = CHECKPOINT_DIR.parent.parent / "benchmarks" / "results" / "
 """Results of ``benchmarks/qat_accuracy.py`` (FP32, best PTQ and QAT accuracies per run)."""
 
 QAT_CHECKPOINT_SHA256: dict[str, str] = {
-    "cnn": "3a9b0a08639f1327e2dfaa11a8b778686464ea74d8e282e74251d4a6f70c1dec",
-    "depthwise": "0929845eba56632908d8a2eb9cf6d47589fad82b265bdedf1397ff12eb084bcf",
-    "mlp": "b255409f6bc226679b608496f2671e564138a54a43dc49ffc818b15343f302b2",
+    "cnn": "491ac3f83d4f347bc9bab526cb1b306d8b3f11c7816126563dd1c465fbb398b8",
+    "depthwise": "79154aee40d0ec4e96191d9820568e0fe9986eb32bb7079a4ee55721e65f6f21",
+    "mlp": "23aed9e653aa222a11432649a8cfc9c1f64f31b12fc3fdf4c44682c8eb43d85d",
 }
 """SHA-256 of ``data/checkpoints/qat/<name>_w4a4_lsq.pt`` (also listed in its SHA256SUMS)."""
 
