@@ -30,7 +30,7 @@ The LSQ forward equals ``torch._fake_quantize_learnable_per_tensor_affine`` /
 Documented deviation: torch's per-tensor *backward* takes the zero-point as int(zp + 0.5) --
 half up for a fractional zp, and truncated towards zero for a negative one (zp = -1 -> 0) --
 while its forward rounds half to even; qlab uses the forward's zero-point in both passes.
-Second deviation, same backward: torch re-rounds zp + x/s there while its forward adds zp to
+Second deviation, in torch's per-tensor and per-channel backward: it rounds zp + x/s while its forward adds zp to
 round(x/s); at a tie x/s = k + 1/2 with an odd zp the two codes differ by one (x/s = -12.5,
 zp = 13: forward code 1, backward code 0), and qlab's backward uses the forward's code.
 
