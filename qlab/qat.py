@@ -12,7 +12,9 @@ where the gradient goes and how the range is set:
   dy/ds = round(x/s) - x/s (the "sawtooth"), below it qmin - zp, above it qmax - zp; the
   gradient is multiplied by g = 1 / sqrt(N * Qp) (N elements per scale: a weight row, or one
   sample's features for activations; Qp = qmax - zp). Weight scales start at the paper's
-  2 * mean|w| / sqrt(Qp) per channel, activation scales at the calibrated min/max range.
+  2 * mean|w| / sqrt(Qp) per channel, activation scales at the calibrated min/max range;
+  with ``calibrator="mse"`` (any ``qlab.calibration`` calibrator) both start from that
+  calibrator's range at the target bits instead.
   Before each forward pass s is clamped to >= 2^-23 in place (as torch.ao's
   ``_LearnableFakeQuantize`` does), since an optimizer step can push it to or below zero.
   With ``learn_zero_point=True`` (LSQ+, Bhalgat et al. 2020) the activations' zp is learned
@@ -28,6 +30,9 @@ The LSQ forward equals ``torch._fake_quantize_learnable_per_tensor_affine`` /
 Documented deviation: torch's per-tensor *backward* takes the zero-point as int(zp + 0.5) --
 half up for a fractional zp, and truncated towards zero for a negative one (zp = -1 -> 0) --
 while its forward rounds half to even; qlab uses the forward's zero-point in both passes.
+Second deviation, in torch's per-tensor and per-channel backward: it rounds zp + x/s while its forward adds zp to
+round(x/s); at a tie x/s = k + 1/2 with an odd zp the two codes differ by one (x/s = -12.5,
+zp = 13: forward code 1, backward code 0), and qlab's backward uses the forward's code.
 
 BatchNorm: folded into the preceding convolution *before* QAT (qlab.folding), so training
 sees exactly the weights the integer kernel will use; BN statistics are not updated any more
@@ -43,12 +48,14 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from qlab._checks import check_bits, check_choice
+from qlab.calibration import CALIBRATORS, calibrate
 from qlab.affine import EPS, calc_qparams, fake_quantize, qparams_from_range, qrange, quantize
 from qlab.data import calibration_subset
 from qlab.folding import fold_batchnorm
@@ -174,10 +181,17 @@ class FakeQuant(nn.Module):
             zp_f = zp.to(torch.float32).reshape(1)
             self.zero_point = nn.Parameter(zp_f) if learn_zero_point else nn.Parameter(zp_f, requires_grad=False)
 
-    def init_weight_scale(self, w: torch.Tensor) -> None:
-        """LSQ weights: set the scale to 2 * mean|w| / sqrt(Qp) (per channel if configured)."""
+    def init_weight_scale(self, w: torch.Tensor, calibrator: str | None = None, **options: Any) -> None:
+        """LSQ weights: set the scale to 2 * mean|w| / sqrt(Qp) (per channel if configured), or,
+        with ``calibrator``, to amax / Qp of that calibrator's symmetric range at these bits
+        (``options`` go to ``qlab.calibration.calibrate``)."""
         with torch.no_grad():
-            self.scale = nn.Parameter(lsq_init_scale(w, self.quant_max, self.axis).reshape(-1))
+            if calibrator is None:
+                scale = lsq_init_scale(w, self.quant_max, self.axis)
+            else:
+                mn, mx = calibrate(w.detach(), calibrator, self.bits, signed=True, axis=self.axis, **options)
+                scale, _ = qparams_from_range(mn, mx, self.bits, signed=True, symmetric=True)
+            self.scale = nn.Parameter(scale.reshape(-1).clone())
             self.zero_point = nn.Parameter(torch.zeros_like(self.scale), requires_grad=False)
 
     def qparams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,17 +267,27 @@ def prepare_qat(
     lam: float = 1e-2,
     penalty_fake_quant: bool = False,
     calib_data: torch.Tensor | None = None,
+    calibrator: str | None = None,
+    calibrator_options: dict[str, Any] | None = None,
 ) -> nn.Sequential:
     """A trainable fake-quantized copy of a Sequential ``model`` (the original is untouched).
 
     BatchNorm is folded first; every Conv2d/Linear becomes a :class:`QATLayer`. Activation
     ranges start from min/max over ``calib_data`` (default ``qlab.data.calibration_subset()``,
-    the images PTQ calibrates on). ``method`` is "ste", "lsq" or "penalty" (see the module
+    the images PTQ calibrates on) or, with ``calibrator`` (a ``qlab.calibration`` name such as
+    "mse"), from that calibrator at ``act_bits``; with method "lsq" the weight step sizes then
+    start from it too (instead of LSQ's 2 * mean|w| / sqrt(Qp)); ``calibrator_options`` go to
+    ``qlab.calibration.calibrate`` (e.g. ``{"num_bins": 256, "start_bin": 16}``). ``method`` is "ste", "lsq" or "penalty" (see the module
     docstring); ``lam`` is the penalty weight λ and ``penalty_fake_quant`` whether the penalty
     method also fake-quantizes weights in the forward pass. The copy is in train mode; the
     settings are kept in its ``qat_config`` attribute.
     """
     _check_qat_args(weight_bits, act_bits, method, granularity, lam)
+    if calibrator is not None:
+        check_choice(calibrator, tuple(CALIBRATORS), "calibrator")
+    elif calibrator_options:
+        raise ValueError("calibrator_options given without a calibrator")
+    options = calibrator_options or {}
     if not isinstance(model, nn.Sequential) or not weighted_layers(model):
         raise ValueError("model has no Conv2d/Linear children to quantize (expected an nn.Sequential)")
     folded = fold_batchnorm(model)
@@ -277,15 +301,17 @@ def prepare_qat(
         if method != "penalty" or penalty_fake_quant:
             weight_fq = FakeQuant(weight_bits, "weight", fq_method, per_channel)
             if fq_method == "lsq":
-                weight_fq.init_weight_scale(layer.weight)
+                weight_fq.init_weight_scale(layer.weight, calibrator, **options)
         act_fq = None
         if act_bits is not None:
             x = inputs[name]
+            init_range = (x.min(), x.max()) if calibrator is None else calibrate(x, calibrator, act_bits, signed=False, **options)
             act_fq = FakeQuant(act_bits, "activation", fq_method, learn_zero_point=learn_zero_point,
-                               init_range=(x.min(), x.max()))
+                               init_range=init_range)
         setattr(qat, name, QATLayer(layer, weight_fq, act_fq))
     qat.qat_config = {"weight_bits": weight_bits, "act_bits": act_bits, "method": method, "granularity": granularity,
-                      "learn_zero_point": learn_zero_point, "lam": lam, "penalty_fake_quant": penalty_fake_quant}
+                      "learn_zero_point": learn_zero_point, "lam": lam, "penalty_fake_quant": penalty_fake_quant,
+                      "calibrator": calibrator, "calibrator_options": options}
     return qat.train()
 
 

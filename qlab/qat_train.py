@@ -4,13 +4,24 @@ Usage (this exact command produced the shipped checkpoints)::
 
     python -m qlab.qat_train cnn depthwise mlp
 
-Each run starts from the shipped FP32 checkpoint, builds ``prepare_qat(model, 4, 4, "lsq")``
-(BN folded, per-channel 4-bit weights, 4-bit per-tensor activations, every layer at 4 bits)
-and trains it with :func:`qlab.train.fit` and :data:`QAT_RECIPE`: AdamW without weight decay
-(= Adam), lr 1e-3 with a per-step cosine decay, batch 128, seed 0, the model's own
-horizontal-flip setting, :data:`NUM_THREADS` = 1 thread, deterministic algorithms. Re-running the
-command with torch 2.13.0 on CPU rewrites byte-identical files (the SHA-256 values in
+Each run starts from the shipped FP32 checkpoint, builds ``prepare_qat(model, 4, 4, "lsq",
+**QAT_INIT)`` (BN folded, per-channel 4-bit weights, 4-bit per-tensor activations, every layer
+at 4 bits, step sizes and activation ranges started from the MSE calibrator) and trains it with
+:func:`qlab.train.fit` and :data:`QAT_RECIPE`: AdamW without weight decay (= Adam), lr 1e-4 with
+a per-step cosine decay, 3 epochs, batch 128, seed 0, the model's own horizontal-flip setting,
+:data:`NUM_THREADS` = 1 thread, deterministic algorithms. Re-running the command with torch
+2.13.0 on CPU rewrites byte-identical files (the SHA-256 values in
 :data:`QAT_CHECKPOINT_SHA256` and ``SHA256SUMS``).
+
+How the recipe was chosen: on a validation split carved from the training set
+(:func:`validation_split`: 5,000 training images held out, fine-tuning on the other 55,000),
+never on the test set. ``benchmarks/qat_recipe_selection.py`` compared, for cnn W4A4 and mlp
+W3A3 with LSQ, lr 1e-3 vs 1e-4 (a tenth of the FP32 training rates 3e-3/1e-3, the usual
+fine-tuning choice) and LSQ's paper initialisation (2 * mean|w| / sqrt(Qp), activations min/max)
+vs the MSE calibrator's ranges (the initialisation of LSQ+, Bhalgat et al. 2020); the table is
+``benchmarks/results/qat_accuracy_validation.md``. The MSE search uses 256 histogram bins
+(candidate amax from max/16 up, as the default 2048 bins from bin 128) because a weight row
+holds at most 1,536 values; the default made the per-channel search minutes long.
 """
 
 from __future__ import annotations
@@ -25,19 +36,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from qlab.data import DataIntegrityError, sha256_file, verify_sha256
-from qlab.evaluation import evaluate
+from qlab.data import DataIntegrityError, load_fashion_mnist, sha256_file, verify_sha256
+from qlab.evaluation import evaluate, predict_logits
 from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, load_pretrained
 from qlab.qat import penalty, prepare_qat
 from qlab.train import TRAIN_CONFIGS, Callback, TrainConfig, deterministic_cpu, fit, write_checksums
 
-__all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "RESULTS_FILE", "benchmark_results", "QAT_CHECKPOINT_SHA256", "QAT_RECIPE", "finetune", "load_qat", "main"]
+__all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "RESULTS_FILE", "benchmark_results", "QAT_CHECKPOINT_SHA256", "QAT_INIT", "QAT_RECIPE", "VALIDATION_SIZE", "accuracy_on", "finetune", "load_qat", "main", "validation_split"]
 
 NUM_THREADS: int = 1
 """One thread per run: the benchmark's runs are independent and can run side by side."""
 
-QAT_RECIPE = TrainConfig(epochs=3, lr=1e-3, weight_decay=0.0)
+QAT_RECIPE = TrainConfig(epochs=3, lr=1e-4, weight_decay=0.0)
 """Optimizer settings of every QAT fine-tune (``hflip`` comes from the model's own recipe)."""
+
+QAT_INIT: dict[str, Any] = {"calibrator": "mse", "calibrator_options": {"num_bins": 256, "start_bin": 16}}
+"""Where every QAT fine-tune's quantizers start (``prepare_qat`` options; chosen on the validation split)."""
 
 QAT_CHECKPOINT_DIR: Path = CHECKPOINT_DIR / "qat"
 CHECKPOINT_SETTINGS: dict[str, Any] = {"weight_bits": 4, "act_bits": 4, "method": "lsq", "granularity": "per_channel"}
@@ -46,9 +60,9 @@ RESULTS_FILE: Path = CHECKPOINT_DIR.parent.parent / "benchmarks" / "results" / "
 """Results of ``benchmarks/qat_accuracy.py`` (FP32, best PTQ and QAT accuracies per run)."""
 
 QAT_CHECKPOINT_SHA256: dict[str, str] = {
-    "cnn": "3a9b0a08639f1327e2dfaa11a8b778686464ea74d8e282e74251d4a6f70c1dec",
-    "depthwise": "0929845eba56632908d8a2eb9cf6d47589fad82b265bdedf1397ff12eb084bcf",
-    "mlp": "b255409f6bc226679b608496f2671e564138a54a43dc49ffc818b15343f302b2",
+    "cnn": "491ac3f83d4f347bc9bab526cb1b306d8b3f11c7816126563dd1c465fbb398b8",
+    "depthwise": "79154aee40d0ec4e96191d9820568e0fe9986eb32bb7079a4ee55721e65f6f21",
+    "mlp": "23aed9e653aa222a11432649a8cfc9c1f64f31b12fc3fdf4c44682c8eb43d85d",
 }
 """SHA-256 of ``data/checkpoints/qat/<name>_w4a4_lsq.pt`` (also listed in its SHA256SUMS)."""
 
@@ -65,6 +79,31 @@ def recipe(name: str, epochs: int | None = None) -> TrainConfig:
     return config if epochs is None else dataclasses.replace(config, epochs=epochs)
 
 
+VALIDATION_SIZE: int = 5000
+"""Training images held out to choose the QAT recipe (never the test set)."""
+
+
+def validation_split(n: int = VALIDATION_SIZE, seed: int = 0) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``((train_x, train_y), (val_x, val_y))``: the training split minus ``n`` held-out images.
+
+    The held-out images are the *last* ``n`` of ``torch.randperm(60000)`` with seed ``seed``,
+    the permutation whose first 512 images are ``qlab.data.calibration_subset()``, so the
+    calibration images stay on the training side.
+    """
+    images, labels = load_fashion_mnist("train")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < len(images):
+        raise ValueError(f"n must be an int in [1, {len(images) - 1}], got {n!r}")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    train, val = order[:-n].sort().values, order[-n:]
+    return (images[train], labels[train]), (images[val], labels[val])
+
+
+def accuracy_on(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Top-1 accuracy of ``model`` on ``data = (images, labels)``, in [0, 1]."""
+    images, labels = data
+    return (predict_logits(model, images).argmax(dim=1) == labels).float().mean().item()
+
+
 def finetune(
     name: str,
     weight_bits: int,
@@ -75,20 +114,27 @@ def finetune(
     epochs: int | None = None,
     max_steps: int | None = None,
     callback: Callback | None = None,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    config: TrainConfig | None = None,
+    progress: bool = True,
     on_prepared: Callable[[nn.Module], None] | None = None,
     **qat_options: Any,
 ) -> tuple[nn.Sequential, dict[str, float]]:
     """QAT fine-tune of pretrained model ``name``; returns the QAT model (eval) and fit's stats.
 
     ``on_prepared(model)`` is called with the QAT model before training (e.g. so a callback
-    can inspect its weights).
+    can inspect its weights). ``data`` = (images, labels) to train on (default: the whole
+    training split; :func:`validation_split` for recipe selection); ``config`` replaces
+    ``recipe(name, epochs)``; ``progress=False`` hides fit's tqdm bar; ``qat_options`` go to
+    ``prepare_qat`` over :data:`QAT_INIT`.
     """
     with deterministic_cpu(NUM_THREADS):
-        model = prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **qat_options)
+        model = prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **{**QAT_INIT, **qat_options})
     if on_prepared is not None:
         on_prepared(model)
-    stats = fit(model, recipe(name, epochs), max_steps=max_steps, callback=callback, num_threads=NUM_THREADS,
-                regularizer=penalty if method == "penalty" else None, desc=f"{name} {method}")
+    stats = fit(model, recipe(name, epochs) if config is None else config, max_steps=max_steps, callback=callback, num_threads=NUM_THREADS,
+                regularizer=penalty if method == "penalty" else None, desc=f"{name} {method}", data=data,
+                progress=progress)
     return model, stats
 
 
@@ -126,7 +172,7 @@ def save_checkpoint(name: str, model: nn.Module, stats: dict[str, float], out: P
     meta = {
         "model": name, **CHECKPOINT_SETTINGS, "test_accuracy": accuracy,
         "final_epoch_train_accuracy": stats["accuracy"], "steps": stats["steps"],
-        "config": dataclasses.asdict(recipe(name)), "torch_version": str(torch.__version__), "num_threads": NUM_THREADS,
+        "config": dataclasses.asdict(recipe(name)), "init": QAT_INIT, "torch_version": str(torch.__version__), "num_threads": NUM_THREADS,
     }
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "meta": meta}, checkpoint_path(name, out))

@@ -94,14 +94,17 @@ def fit(
     callback: Callback | None = None,
     num_threads: int = NUM_THREADS,
     desc: str = "train",
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    progress: bool = True,
 ) -> dict[str, float]:
     """Train ``model`` in place: AdamW, cosine decay per step, cross-entropy, seeded data order.
 
     Deterministic on CPU: ``torch.manual_seed(config.seed)``, data order and flips from a
     ``torch.Generator`` seeded with ``config.seed``, deterministic algorithms, ``num_threads``
     intra-op threads. Runs ``config.epochs`` epochs, or stops after ``max_steps`` optimizer
-    steps (the cosine schedule then spans ``max_steps``). Shows a tqdm progress bar
-    (``tqdm.auto``: a widget in notebooks). The model is left in eval mode.
+    steps (the cosine schedule then spans ``max_steps``). Shows a tqdm progress bar per epoch
+    run (``tqdm.auto``: a widget in notebooks), unless ``progress=False``. The model is left in eval mode. ``data`` =
+    (images, labels) to train on; default the full training split.
 
     Returns:
         ``{"loss": ..., "accuracy": ..., "steps": ...}``: mean training loss (task loss, without
@@ -110,7 +113,7 @@ def fit(
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     with deterministic_cpu(num_threads):
-        return _fit(model, config, max_steps, regularizer, callback, desc)
+        return _fit(model, config, max_steps, regularizer, callback, desc if progress else None, data)
 
 
 @contextlib.contextmanager
@@ -128,25 +131,27 @@ def deterministic_cpu(num_threads: int) -> Iterator[None]:
 
 
 def _fit(model: nn.Module, config: TrainConfig, max_steps: int | None, regularizer: Regularizer | None,
-         callback: Callback | None, desc: str) -> dict[str, float]:
-    """The loop of :func:`fit` (threads and determinism already set)."""
+         callback: Callback | None, desc: str | None, data: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, float]:
+    """The loop of :func:`fit` (threads and determinism already set; ``desc=None``: no progress bar)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
-    images, labels = load_fashion_mnist("train")
+    images, labels = load_fashion_mnist("train") if data is None else data
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(images) // config.batch_size)
     total = config.epochs * steps_per_epoch if max_steps is None else min(max_steps, config.epochs * steps_per_epoch)
+    epochs = -(-total // steps_per_epoch)  # epochs actually run (fewer than config.epochs if max_steps stops early)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     loss_fn = nn.CrossEntropyLoss()
 
     step = 0
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(images), generator=generator)
         total_loss, correct, seen = 0.0, 0, 0
-        progress = tqdm(order.split(config.batch_size)[: total - step], desc=f"{desc} epoch {epoch}/{config.epochs}", unit="batch")
+        progress = tqdm(order.split(config.batch_size)[: total - step], desc=f"{desc} epoch {epoch}/{epochs}", unit="batch",
+                        disable=desc is None)
         for indices in progress:
             x = _batch(images, indices, config.hflip, generator)
             y = labels[indices]
@@ -165,8 +170,6 @@ def _fit(model: nn.Module, config: TrainConfig, max_steps: int | None, regulariz
             progress.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
             if callback is not None:
                 callback(step, loss.item(), batch_correct / len(y))
-        if step >= total:
-            break
     model.eval()
     return {"loss": total_loss / seen, "accuracy": correct / seen, "steps": step}
 

@@ -26,21 +26,41 @@ def test_ste_mask_hints(answer: list[int], hint: str) -> None:
     assert not fb.correct and fb.message.startswith("Not quite.") and hint in fb.message
 
 
-def test_lsq_gradient_by_hand() -> None:
-    # s = 0.25: 0.7/s = 2.8 -> round 3 inside [-4, 3]: 3 - 2.8 = 0.2; 1.2/s = 4.8 -> above: qmax = 3
-    assert ex.grade_lsq_scale_gradient([0.2, 3.0], ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS).correct
+RIGHT_LSQ = [-0.5 / 6, 0.2 / 6, 3 / 6, -4 / 6]
+
+
+def test_lsq_gradient_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    # s = 0.25, codes [-4, 3], g = 1/sqrt(12 * 3) = 1/6. x/s = 2.5 -> 2 (half to even): 2 - 2.5 = -0.5;
+    # 2.8 -> 3: 0.2; 4.8 -> above: qmax = 3; -5.2 -> below: qmin = -4
+    assert ex.grade_lsq_scale_gradient(RIGHT_LSQ, ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS, ex.LSQ_N).correct
+    ex.check_lsq_scale_gradient(RIGHT_LSQ)
+    assert capsys.readouterr().out.startswith("Correct!")
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
-    [([-0.2, -3.0], "signs are flipped"), ([0.0, 0.0], "STE's view"), ([3.0, 5.0], "round(x/s) alone"), ([0.2], "one gradient")],
+    [([0.5 / 6, -0.2 / 6, -3 / 6, 4 / 6], "signs are flipped"),
+     ([-0.5 / 6, 0.2 / 6, -3 / 6, 4 / 6], "Check the clipped values"),
+     ([-0.5, 0.2, 3.0, -4.0], "left out LSQ's gradient scale g"),
+     ([0.5 / 6, 0.2 / 6, 3 / 6, -4 / 6], "half to EVEN"),
+     ([0.5, 0.2, 3.0, -4.0], "Two slips"),
+     ([0.0, 0.0, 0.0, 0.0], "STE's view"),
+     ([2 / 6, 3 / 6, 5 / 6, -5 / 6], "round(x/s) alone"),
+     ([0.2], "one gradient"),
+     ([1.0, 1.0, 1.0, 1.0], "differentiate in s")],
 )
 def test_lsq_gradient_hints(answer: list[float], hint: str) -> None:
-    fb = ex.grade_lsq_scale_gradient(answer, ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS)
+    fb = ex.grade_lsq_scale_gradient(answer, ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS, ex.LSQ_N)
     assert not fb.correct and hint in fb.message
 
 
-def test_biggest_gain_reads_the_results_table(tmp_path) -> None:
+def test_blank_answers_are_not_answered_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    for check in (ex.check_ste_mask, ex.check_lsq_scale_gradient, ex.check_biggest_gain_prediction):
+        check(None)
+        assert capsys.readouterr().out.startswith("Not answered yet")
+
+
+def test_biggest_gain_prediction_reads_the_results_table(tmp_path) -> None:
     results = {
         "fp32": {"cnn": 0.92, "depthwise": 0.90, "mlp": 0.89},
         "ptq": {"cnn/W4A4": {"accuracy": 0.89}, "depthwise/W4A4": {"accuracy": 0.47}, "mlp/W4A4": {"accuracy": 0.88}},
@@ -48,6 +68,9 @@ def test_biggest_gain_reads_the_results_table(tmp_path) -> None:
     }
     path = tmp_path / "r.json"
     path.write_text(json.dumps(results))
-    assert ex.grade_biggest_gain("depthwise", "W4A4", path).correct
-    assert not ex.grade_biggest_gain("cnn", "W4A4", path).correct
-    assert "one of" in ex.grade_biggest_gain("resnet", "W4A4", path).message
+    assert ex.grade_biggest_gain_prediction("depthwise", "W4A4", path).correct
+    assert ex.grade_biggest_gain_prediction(" Depthwise", "W4A4", path).correct
+    wrong = ex.grade_biggest_gain_prediction("cnn", "W4A4", path)
+    assert not wrong.correct and "depthwise +41.00" in wrong.message and "PTQ lost" in wrong.message
+    assert "one of" in ex.grade_biggest_gain_prediction("resnet", "W4A4", path).message
+    assert ex.grade_biggest_gain_prediction(None, "W4A4", path).message.startswith("Not answered yet")

@@ -13,7 +13,7 @@ import math
 import hypothesis.strategies as st
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from strategies import float_tensors, pow2_scales, same_bits
 from torch import nn
 
@@ -51,10 +51,33 @@ def _qparams(draw, signed: bool):
     return bits, qmin, qmax, scale, zp
 
 
+def _torch_backward_rounds_differently(x: torch.Tensor, scale, zp, axis: int | None = None) -> bool:
+    """True if some element's code in torch's backward differs from its forward code.
+
+    torch's forward computes round(x * (1/s)) + zp, its backward (per tensor and per channel)
+    round(zp + x * (1/s)) (both round half to even, float32; zp rounded first). The two differ
+    exactly at ties x/s = k + 1/2 with an odd zp (e.g. x/s = -12.5, zp = 13: forward -12 + 13 = 1,
+    backward round(0.5) = 0), where qlab's backward follows the forward pass; see the
+    hand-computed test below. ``axis``: the channel axis of per-channel ``scale``/``zp``.
+    """
+    s = torch.as_tensor(scale, dtype=torch.float32)
+    z = torch.round(torch.as_tensor(zp, dtype=torch.float32))
+    if axis is not None:
+        shape = [1] * x.dim()
+        shape[axis] = -1
+        s, z = s.reshape(shape), z.reshape(shape)
+    v = x * (torch.tensor(1.0) / s)
+    return bool((torch.round(v) + z != torch.round(v + z)).any())
+
+
 @MANY
 @given(x=float_tensors(max_dims=3), signed=st.booleans(), data=st.data(), g=st.sampled_from([1.0, 0.25, 0.013]))
 def test_lsq_per_tensor_matches_torch(x, signed, data, g):
+    """Forward bit for bit, gradients allclose, on every generated case except torch's odd-zp
+    ties (``_torch_backward_rounds_differently``: torch's backward and forward disagree there;
+    ties with an even zp, where they agree, stay in)."""
     _, qmin, qmax, scale, zp = data.draw(_qparams(signed))
+    assume(not _torch_backward_rounds_differently(x, scale, zp))
     s, z = torch.tensor([scale]), torch.tensor([float(zp)])
     (y1, dx1, ds1, dz1), (y2, dx2, ds2, dz2) = _both(
         lambda a, b, c: torch._fake_quantize_learnable_per_tensor_affine(a, b, c, qmin, qmax, g),
@@ -69,6 +92,7 @@ def test_lsq_per_tensor_matches_torch(x, signed, data, g):
 @MANY
 @given(x=float_tensors(min_dims=2, max_dims=4), signed=st.booleans(), data=st.data())
 def test_lsq_per_channel_matches_torch(x, signed, data):
+    """As the per-tensor test, per channel, with fractional zero-points (torch's odd-zp ties left out)."""
     axis = data.draw(st.integers(0, x.dim() - 1))
     bits = data.draw(st.integers(2, 8))
     qmin, qmax = qrange(bits, signed)
@@ -77,6 +101,7 @@ def test_lsq_per_channel_matches_torch(x, signed, data):
     # fractional zero-points, .5 ties included: both round half to even in forward and backward
     zp = torch.tensor(data.draw(st.lists(st.integers(2 * qmin, 2 * qmax), min_size=c, max_size=c)), dtype=torch.float32) / 2
     g = data.draw(st.sampled_from([1.0, 0.1]))
+    assume(not _torch_backward_rounds_differently(x, scale, zp, axis))
     (y1, dx1, ds1, dz1), (y2, dx2, ds2, dz2) = _both(
         lambda a, b, z: torch._fake_quantize_learnable_per_channel_affine(a, b, z, axis, qmin, qmax, g),
         lambda a, b, z: learnable_fake_quantize(a, b, z, qmin, qmax, axis, g),
@@ -112,6 +137,22 @@ def test_per_tensor_backward_zero_point_rounding_deviation():
     learnable_fake_quantize(xq, s.clone().requires_grad_(), z.clone().requires_grad_(), 0, 15, None, 1.0).backward(torch.ones(1))
     assert xs.grad.item() == 1.0  # torch: round(-2.9) + 3 = 0, inside
     assert xq.grad.item() == 0.0  # qlab (same zp as the forward pass): -3 + 2 = -1, clipped
+
+
+def test_per_tensor_backward_tie_with_odd_zero_point_deviation():
+    """Documented deviation: x/s = -12.5, zp = 13 (4-bit unsigned). Both forwards give code
+    round(-12.5) + 13 = 1, i.e. -48; torch's backward re-rounds zp + x/s = 0.5 to 0 (x_fq = -52),
+    so its dL/ds = (-52 + 50)/4 = -0.5, while qlab's uses the forward's code: (-48 + 50)/4 = +0.5."""
+    x, s, z = torch.tensor([-50.0]), torch.tensor([4.0]), torch.tensor([13.0])
+    (y1, dx1, ds1, _), (y2, dx2, ds2, _) = _both(
+        lambda a, b, c: torch._fake_quantize_learnable_per_tensor_affine(a, b, c, 0, 15, 1.0),
+        lambda a, b, c: learnable_fake_quantize(a, b, c, 0, 15, None, 1.0),
+        x, s, z, 0,
+    )
+    upstream = torch.randn(1, generator=torch.Generator().manual_seed(0)).item()
+    assert y1.item() == y2.item() == -48.0 and dx1.item() == dx2.item() == upstream
+    assert ds1.item() == pytest.approx(-0.5 * upstream) and ds2.item() == pytest.approx(0.5 * upstream)
+    assert _torch_backward_rounds_differently(x, 4.0, 13) and not _torch_backward_rounds_differently(x, 4.0, 12)
 
 
 def test_lsq_grad_factor_and_init_by_hand():
@@ -171,6 +212,37 @@ def test_lsq_plus_learns_the_zero_point():
     assert qat[0].act_fq.zero_point.grad is not None and qat[0].act_fq.scale.grad is not None
 
 
+def test_calibrator_init_by_hand():
+    """calibrator="minmax": weight step = amax / Qp per channel, activation range = calibrated range."""
+    model = nn.Sequential(nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -3.5], [0.5, 0.25]]))
+    calib = torch.tensor([[0.0, 2.0], [1.0, 4.0]])
+    qat = prepare_qat(model, 4, 4, "lsq", calib_data=calib, calibrator="minmax")
+    assert torch.allclose(qat[0].weight_fq.scale, torch.tensor([3.5, 0.5]) / 7)  # 4-bit signed: Qp = 7
+    assert qat[0].act_fq.min_val.item() == 0.0 and qat[0].act_fq.max_val.item() == 4.0
+    assert torch.allclose(qat[0].act_fq.scale, torch.tensor([4.0 / 15]))
+    paper = prepare_qat(model, 4, 4, "lsq", calib_data=calib)
+    assert torch.allclose(paper[0].weight_fq.scale, torch.tensor([2.25, 0.375]) * 2 / math.sqrt(7))
+    with pytest.raises(ValueError, match="calibrator"):
+        prepare_qat(model, 4, 4, "lsq", calib_data=calib, calibrator="median")
+
+
+def test_validation_split_is_disjoint_and_keeps_the_calibration_images():
+    from qlab.data import calibration_subset, load_fashion_mnist
+    from qlab.qat_train import validation_split
+
+    (train_x, train_y), (val_x, val_y) = validation_split(100)
+    images, _ = load_fashion_mnist("train")
+    assert len(train_x) == len(train_y) == len(images) - 100 and len(val_x) == len(val_y) == 100
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(val_x, images[order[-100:]])
+    assert torch.equal(calibration_subset(), images[order[:512]])
+    assert torch.equal(train_x, images[order[:-100].sort().values])
+    with pytest.raises(ValueError, match="n must be"):
+        validation_split(len(images))
+
+
 def test_penalty_by_hand():
     model = nn.Sequential(nn.Linear(2, 1, bias=False))
     with torch.no_grad():
@@ -216,6 +288,17 @@ def test_fit_is_deterministic_and_stops_at_max_steps():
         assert stats["steps"] == 3 and not model.training
     assert seen == [1, 2, 3, 1, 2, 3]
     assert torch.equal(results[0], results[1])
+
+
+def test_fit_progress_bar_counts_the_epochs_it_runs(capsys):
+    """A 3-step run of a 3-epoch config runs one epoch: the bar says "epoch 1/1", not "1/3";
+    progress=False shows no bar at all."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    fit(model, TrainConfig(epochs=3, lr=1e-2), max_steps=3, num_threads=1, desc="tiny")
+    err = capsys.readouterr().err
+    assert "tiny epoch 1/1" in err and "1/3" not in err
+    fit(model, TrainConfig(epochs=3, lr=1e-2), max_steps=3, num_threads=1, desc="tiny", progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_shipped_qat_checkpoints_match_their_checksums():

@@ -92,7 +92,8 @@ class LiveFineTune:
 
         ptq = evaluate(quantize_model(load_pretrained(name), bits, bits, calib_data=calibration_data()))
         self.progress.max, self.progress.value = steps, 0
-        model, _ = finetune(name, bits, bits, method, max_steps=steps, callback=callback, on_prepared=model_ref.append)
+        model, _ = finetune(name, bits, bits, method, max_steps=steps, callback=callback,
+                            progress=False, on_prepared=model_ref.append)
         self.progress.value = steps
         codes = torch.stack(history["codes"]) if history["codes"] else torch.zeros(1, 1)
         self.result = FineTuneResult(name, bits, steps, ptq, evaluate(convert(model)),

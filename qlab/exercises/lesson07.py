@@ -1,5 +1,5 @@
 """Lesson 07 exercises (quantization-aware training): the STE mask, LSQ's step-size gradient
-and which model gains most from QAT.
+and a prediction of which model gains most from QAT.
 
 Each ``grade_*`` returns a ``Feedback``; its ``check_*`` twin prints the message. Expected
 answers come from qlab's own functions (the autograd of ``fake_quantize`` and
@@ -14,15 +14,18 @@ from pathlib import Path
 import torch
 
 from qlab.affine import fake_quantize, qrange
-from qlab.exercises._grading import Feedback, grade, show
-from qlab.qat import learnable_fake_quantize
+from qlab.exercises._grading import NOT_ANSWERED, Feedback, grade, grade_choice, show
+from qlab.qat import learnable_fake_quantize, lsq_grad_factor
 from qlab.qat_train import RESULTS_FILE, benchmark_results
 
 MASK_X: tuple[float, ...] = (-2.6, -2.25, -1.9, 0.2, 1.5, 1.8)
 MASK_SCALE, MASK_BITS = 0.5, 3
 GAIN_SETTING = "W4A4"
-LSQ_X: tuple[float, ...] = (0.7, 1.2)
+LSQ_X: tuple[float, ...] = (0.625, 0.7, 1.2, -1.3)
+"""x/s = 2.5 (a tie), 2.8 (inside), 4.8 (above the range), -5.2 (below it) at s = 0.25, 3 bits."""
 LSQ_SCALE, LSQ_BITS = 0.25, 3
+LSQ_N = 12
+"""Number of values sharing the step size: g = 1 / sqrt(N * Qp) = 1 / sqrt(12 * 3) = 1/6."""
 
 
 def ste_mask(x: Sequence[float], scale: float, bits: int) -> torch.Tensor:
@@ -32,16 +35,18 @@ def ste_mask(x: Sequence[float], scale: float, bits: int) -> torch.Tensor:
     return xs.grad
 
 
-def lsq_scale_gradients(x: Sequence[float], scale: float, bits: int) -> torch.Tensor:
-    """dQ(x_i)/ds for each x_i (gradient scale g = 1), by autograd of learnable_fake_quantize."""
+def lsq_scale_gradients(x: Sequence[float], scale: float, bits: int, g: float = 1.0) -> torch.Tensor:
+    """g * dQ(x_i)/ds for each x_i, by autograd of learnable_fake_quantize (gradient scale ``g``)."""
     xs = torch.tensor(x)
     s = torch.full((len(x),), scale, requires_grad=True)
-    learnable_fake_quantize(xs, s, torch.zeros(len(x)), *qrange(bits, signed=True), axis=0).sum().backward()
+    learnable_fake_quantize(xs, s, torch.zeros(len(x)), *qrange(bits, signed=True), axis=0, grad_factor=g).sum().backward()
     return s.grad
 
 
-def grade_ste_mask(answer: Sequence[float], x: Sequence[float], scale: float, bits: int) -> Feedback:
+def grade_ste_mask(answer: Sequence[float] | None, x: Sequence[float], scale: float, bits: int) -> Feedback:
     """Exercise: the STE's dQ/dx (0 or 1) for each x on the signed grid with step ``scale``."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
     if len(list(answer)) != len(x):
         return Feedback(False, f"Not quite. Give one 0 or 1 for each of the {len(x)} inputs {tuple(x)}.")
     qmin, qmax = qrange(bits, signed=True)
@@ -60,20 +65,42 @@ def grade_ste_mask(answer: Sequence[float], x: Sequence[float], scale: float, bi
     )
 
 
-def grade_lsq_scale_gradient(answer: Sequence[float], x: Sequence[float], scale: float, bits: int) -> Feedback:
-    """Exercise: LSQ's dQ/ds for each x (gradient scale g = 1) on the signed grid with step ``scale``."""
+def grade_lsq_scale_gradient(answer: Sequence[float] | None, x: Sequence[float], scale: float, bits: int,
+                             n: int) -> Feedback:
+    """Exercise: LSQ's scaled step-size gradient g * dQ/ds for each x, on the signed grid with step
+    ``scale``, with g = 1 / sqrt(n * Qp) (``n`` values share the step, Qp = qmax).
+
+    Hints, in this order: signs all flipped; the sign of the clipped branch (-qmax above / -qmin
+    below); g forgotten; round half up instead of half to even at the tie; the STE's zero;
+    round(x/s) alone. Each slip's answer is computed from the same formula with that one change.
+    """
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
     if len(list(answer)) != len(x):
         return Feedback(False, f"Not quite. Give one gradient for each of the inputs {tuple(x)}.")
-    expected = lsq_scale_gradients(x, scale, bits)
-    v = torch.tensor(x) / scale
+    qmin, qmax = qrange(bits, signed=True)
+    g = lsq_grad_factor(n, qmax)
+    expected = lsq_scale_gradients(x, scale, bits, g)
+    v = torch.tensor(x, dtype=torch.float64) / scale
+    clipped = (torch.round(v) < qmin) | (torch.round(v) > qmax)
+    half_up = torch.floor(v + 0.5)
+    half_up_grads = torch.where(clipped, expected.double() / g, half_up - v) * g
     return grade(
         answer, expected,
-        "Inside the range dQ/ds = round(x/s) - x/s (the sawtooth); clipped above it is qmax: "
-        f"{[round(float(g), 4) for g in expected]}.",
-        [(-expected, "Your signs are flipped: inside it is round(x/s) - x/s, and +qmax above the range."),
+        f"g = 1/sqrt({n} * {qmax}) = {g:.4f}; inside the range dQ/ds = round(x/s) - x/s (the sawtooth, round half to "
+        f"even: 2.5 -> 2), above it qmax = {qmax}, below it qmin = {qmin}; times g: {[round(float(e), 4) for e in expected]}.",
+        [(-expected, "Your signs are flipped: inside it is round(x/s) - x/s, +qmax above the range and qmin (negative) below."),
+         (torch.where(clipped, -expected, expected), f"Check the clipped values: above the range Q = s * qmax, so dQ/ds = "
+                                                      f"+qmax = {qmax}; below it dQ/ds = qmin = {qmin}."),
+         (expected / g, f"You left out LSQ's gradient scale g = 1/sqrt(N * Qp) = 1/sqrt({n} * {qmax}): multiply every "
+                        "gradient by it."),
+         (half_up_grads, "At the tie x/s = 2.5 the quantizer rounds half to EVEN (2.5 -> 2, like torch and Python's "
+                         "round()), not half up."),
+         (half_up_grads / g, "Two slips: multiply by g = 1/sqrt(N * Qp), and round the tie 2.5 half to even (-> 2)."),
          (torch.zeros(len(x)), "That is the STE's view (no gradient for s); LSQ differentiates Q = s * round(x/s) in s."),
-         (torch.round(v), "You gave round(x/s) alone; the product rule also brings -x/s (d round / ds = 0 under the STE).")],
-        "Q(x) = s * clamp(round(x/s), qmin, qmax): differentiate in s, treating round() as the identity inside.",
+         (torch.round(v) * g, "You gave round(x/s) alone; the product rule also brings -x/s (d round / ds = 0 under the STE).")],
+        "Q(x) = s * clamp(round(x/s), qmin, qmax): differentiate in s, treating round() as the identity inside, "
+        "then multiply by g.",
     )
 
 
@@ -84,16 +111,17 @@ def qat_gains(results: Path = RESULTS_FILE, setting: str = "W4A4") -> dict[str, 
             for name in r["fp32"] if f"{name}/{setting}/lsq" in r["qat"]}
 
 
-def grade_biggest_gain(answer: str, setting: str, results: Path) -> Feedback:
-    """Exercise: which model gains the most points from LSQ over the best PTQ at ``setting``?"""
+def grade_biggest_gain_prediction(answer: str | None, setting: str, results: Path) -> Feedback:
+    """Prediction: which model gains the most points from LSQ over the best PTQ at ``setting``?
+
+    The expected model is read from the benchmark results (``qat_gains``), never typed in."""
     gains = qat_gains(results, setting)
-    if answer not in gains:
-        return Feedback(False, f"Not quite. Answer with one of {sorted(gains)}.")
     best = max(gains, key=gains.get)
     table = ", ".join(f"{k} {v:+.2f}" for k, v in gains.items())
-    if answer == best:
-        return Feedback(True, f"Correct! Gains in points at {setting}: {table}. Compare each gain with what PTQ lost at this setting.")
-    return Feedback(False, f"Not quite. Look at how much PTQ loses at {setting} for each model and how much LSQ wins back.")
+    hint = (f"Gains in points at {setting}: {table}. QAT can only win back what PTQ lost: look at how far each "
+            "model's best PTQ falls below FP32.")
+    return grade_choice(answer, best, sorted(gains), f"Gains in points at {setting}: {table}: the model PTQ hurt most "
+                        "has the most to win back.", {m: hint for m in gains if m != best})
 
 
 def check_ste_mask(answer: Sequence[float]) -> None:
@@ -102,10 +130,10 @@ def check_ste_mask(answer: Sequence[float]) -> None:
 
 
 def check_lsq_scale_gradient(answer: Sequence[float]) -> None:
-    """Print the feedback for LSQ's dQ/ds at ``LSQ_X`` (step ``LSQ_SCALE``, ``LSQ_BITS`` bits)."""
-    show(grade_lsq_scale_gradient(answer, LSQ_X, LSQ_SCALE, LSQ_BITS))
+    """Print the feedback for LSQ's g * dQ/ds at ``LSQ_X`` (step ``LSQ_SCALE``, ``LSQ_BITS`` bits, ``LSQ_N`` values)."""
+    show(grade_lsq_scale_gradient(answer, LSQ_X, LSQ_SCALE, LSQ_BITS, LSQ_N))
 
 
-def check_biggest_gain(answer: str) -> None:
-    """Print the feedback for the model LSQ helps most at ``GAIN_SETTING`` (shipped results file)."""
-    show(grade_biggest_gain(answer, GAIN_SETTING, RESULTS_FILE))
+def check_biggest_gain_prediction(answer: str | None) -> None:
+    """Print the feedback for the predicted model LSQ helps most at ``GAIN_SETTING`` (shipped results file)."""
+    show(grade_biggest_gain_prediction(answer, GAIN_SETTING, RESULTS_FILE))
