@@ -24,13 +24,15 @@ $(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 	touch $(STAMP)
 
 # LAB_ARGS: extra JupyterLab options (tests pass --no-browser, a port and a token).
+# LAB_DIR: the folder the lab opens (the browser test passes a temporary copy of the lessons).
 # Running as root (containers) needs --allow-root; it is added only then.
 # OFFLINE: no news feed and no update check, so the lab never reaches for the network.
 LAB_ARGS ?=
+LAB_DIR ?= notebooks/
 ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 OFFLINE := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 lab: setup
-	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(OFFLINE) $(LAB_ARGS) notebooks/
+	$(VENV)/bin/jupyter lab $(ROOT_ARG) $(OFFLINE) $(LAB_ARGS) $(LAB_DIR)
 
 test: setup
 	$(PY) -m pytest tests notebooks $(NBVAL)
