@@ -211,6 +211,7 @@ def _wait_for_server(proc: subprocess.Popen, url: str, token: str, log: Path, ti
 
 @contextlib.contextmanager
 def _serve(command: list[str], port: int, root_dir: Path, token: str, timeout_s: float) -> Iterator[Server]:
+    root_dir.mkdir(parents=True, exist_ok=True)
     log = root_dir / ".server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -238,13 +239,14 @@ def jupyterlab(root_dir: Path, token: str = TOKEN, timeout_s: float = 120.0):
     return _serve(command, port, Path(root_dir), token, timeout_s)
 
 
-def voila(notebook: Path, token: str = TOKEN, timeout_s: float = 120.0):
-    """Context manager: ``make present`` serving the presenter notebook ``notebook`` with Voilà
-    (no browser, a free port, ``token``); yields a :class:`Server`."""
+def voila(lesson: str, token: str = TOKEN, timeout_s: float = 120.0):
+    """Context manager: ``make present N=lesson`` (the presenter view of lesson ``"05"``, served by
+    Voila with no browser, a free port and ``token``); yields a :class:`Server` whose ``url`` is
+    the presenter page's server (open ``server.url + "/?token=..."``)."""
     port = free_port()
     args = f"--no-browser --Voila.ip=127.0.0.1 --port={port} --token={token} --Voila.port_retries=0"
-    command = ["make", "--no-print-directory", "present-notebook", f"PRESENT_NB={notebook}", f"PRESENT_ARGS={args}"]
-    return _serve(command, port, Path(notebook).parent, token, timeout_s)
+    command = ["make", "--no-print-directory", "present", f"N={lesson}", f"PRESENT_ARGS={args}"]
+    return _serve(command, port, ROOT / "build" / "present", token, timeout_s)
 
 
 @contextlib.contextmanager
