@@ -38,6 +38,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -197,16 +198,20 @@ class Server:
         return f"{self.url}/lab/tree/{notebook}?token={self.token}&reset"
 
 
-def _wait_for_server(proc: subprocess.Popen, url: str, token: str, log: Path, timeout_s: float) -> None:
+def _wait_for_server(proc: subprocess.Popen, probe: str, log: Path, timeout_s: float) -> None:
+    """Poll ``probe`` until the server answers it (any HTTP status counts: Voila has no status API)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with status {proc.returncode}; log:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5):
+        try:
+            with urllib.request.urlopen(probe, timeout=5):
                 return
-        time.sleep(0.3)
-    raise TimeoutError(f"server did not answer {url} within {timeout_s:.0f} s; log:\n{log.read_text()[-3000:]}")
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"server did not answer {probe} within {timeout_s:.0f} s; log:\n{log.read_text()[-3000:]}")
 
 
 @contextlib.contextmanager
@@ -217,7 +222,7 @@ def _serve(command: list[str], port: int, root_dir: Path, token: str, timeout_s:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_server(proc, url, token, log, timeout_s)
+        _wait_for_server(proc, f"{url}/api/status?token={token}", log, timeout_s)
         yield Server(url, token, root_dir, log)
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -277,8 +282,9 @@ class Notebook:
         self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_s * 1e3)
 
     def command(self, name: str) -> None:
-        """Run a JupyterLab command (``window.jupyterapp.commands``) on the current notebook."""
-        self.page.evaluate("(name) => window.jupyterapp.commands.execute(name)", name)
+        """Start a JupyterLab command (``window.jupyterapp.commands``) on the current notebook;
+        does not wait for it to finish (Run All's promise settles only when every cell has run)."""
+        self.page.evaluate("(name) => { window.jupyterapp.commands.execute(name); }", name)
 
     def wait_kernel_idle(self, timeout_s: float = 60.0) -> None:
         """Wait until the notebook's kernel is started, connected and idle."""
@@ -299,6 +305,7 @@ class Notebook:
         start = time.monotonic()
         self.command("notebook:run-all-cells")
         deadline = start + timeout_s
+        state: dict[str, Any] = {}
         while time.monotonic() < deadline:
             state = self.page.evaluate(RUN_STATE_JS)
             finished = state["busy"] == 0 and (state["pending"] == 0 or state["errors"] > 0)
