@@ -179,11 +179,9 @@ class Server:
     root_dir: Path
     log: Path
 
-    def api(self, method: str, path: str, body: dict | None = None) -> Any:
+    def api(self, method: str, path: str) -> Any:
         """Call the REST API (``/api/...``) with the token; returns the decoded JSON or None."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=30) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
