@@ -49,6 +49,7 @@ from tools.jupyterlab_browser import (  # noqa: E402
 )
 
 NOTEBOOK = "dashboard_latency_browser.ipynb"
+MOVE_TIMEOUT_S = 10.0  # a move whose figure or readout has not changed by then counts as not observed
 
 
 @dataclass
@@ -163,7 +164,7 @@ def measure_dashboard(page: Any, root: Any, name: str, budget_ms: float, moves: 
     direction: dict[int, str] = {}
     for turn in range(moves):
         control, option = _next_move(controls, turn, visited, direction)
-        result.moves.append(measure_move(page, root, control, option))
+        result.moves.append(measure_move(page, root, control, option, timeout_s=MOVE_TIMEOUT_S))
         config = _config(controls)
         result.revisits += config in visited
         visited.add(config)
@@ -188,6 +189,9 @@ def run_in_lab(lab: Server, page: Any, names: list[str], moves: int) -> list[Bro
         root.scroll_into_view_if_needed()
         budget = browser_budget_ms(REGISTRY[name])
         results.append(measure_dashboard(page, root, name, budget, moves))
+        r = results[-1]
+        print(f"{name}: figure p50 {r.p('canvas_ms', 50):.0f} ms, readout p50 {r.p('readout_ms', 50):.0f} ms, "
+              f"{len(r.samples('canvas_ms'))}/{len(r.moves)} redraws", file=sys.stderr, flush=True)
     lab.delete_sessions()
     return results
 
