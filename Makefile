@@ -11,7 +11,7 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 # or different student CPU runs) and the other torch thread count (qlab.notebook.lesson_threads).
 OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 QLAB_OTHER_THREADS=1
 
-.PHONY: setup student lab test test-unit test-notebooks test-notebooks-other-cpu lesson execute-notebooks benchmarks benchmarks-long clean
+.PHONY: setup student lab present present-notebook screenshots test test-unit test-notebooks test-notebooks-other-cpu lesson execute-notebooks benchmarks benchmarks-long clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,7 @@ $(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 # Running as root (containers) needs --allow-root; it is added only then.
 # OFFLINE: no news feed and no update check, so the lab never reaches for the network.
 LAB_ARGS ?=
+LAB_DIR ?=
 ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 OFFLINE := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 # The lab's root is the repository (lessons link ../docs/...); it opens on lessons/.
@@ -38,6 +39,24 @@ lab: setup student
 # every lesson that has none yet; a student's own file is never overwritten.
 student: setup
 	$(PY) -m qlab.student notebooks lessons
+
+# make present N=05: the lesson's dashboards alone, large, without code, served by Voila
+# (qlab/presenter.py writes build/present/05_*.ipynb). ZOOM scales the dashboards;
+# PRESENT_ARGS: extra Voila options (the browser test passes --no-browser, a port and a token).
+ZOOM ?= 1.3
+PRESENT_DIR := build/present
+PRESENT_ARGS ?=
+present: setup
+	@test -n "$(N)" || { echo "usage: make present N=05"; exit 2; }
+	$(PY) -m qlab.presenter $(wildcard notebooks/$(N)_*.ipynb) --out $(PRESENT_DIR) --zoom $(ZOOM)
+	$(MAKE) --no-print-directory present-notebook PRESENT_NB="$(PRESENT_DIR)/$(notdir $(wildcard notebooks/$(N)_*.ipynb))"
+
+present-notebook: setup
+	$(VENV)/bin/voila --strip_sources=True --theme=light $(PRESENT_ARGS) $(PRESENT_NB)
+
+# README tour images: real dashboards rendered in JupyterLab + headless Chromium -> docs/img/.
+screenshots: setup
+	$(PY) tools/screenshots.py
 
 test: setup
 	$(PY) -m pytest tests notebooks $(NBVAL)

@@ -48,6 +48,8 @@ import torch
 from qlab.dashboards import REGISTRY, Dashboard
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dashboard_latency.md"
+BROWSER_MARKER = "<!-- browser-side table: benchmarks/dashboard_latency_browser.py -->"
+"""Where the browser-side section of the results file starts; each script keeps the other's part."""
 WARMUP = 5
 
 
@@ -172,7 +174,9 @@ def main() -> int:
         results.append(run(name, dash, args.iterations, args.seed, first_time_s))
     text = report(results, args.clock, args.iterations, info)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    old = args.output.read_text() if args.output.exists() else ""
+    browser_part = old[old.index(BROWSER_MARKER):] if BROWSER_MARKER in old else ""
+    args.output.write_text(text + ("\n" + browser_part if browser_part else ""))
     print(text)
     failed = [r.name for r in results if r.p(args.clock, 50) > r.budget_ms]
     if failed:

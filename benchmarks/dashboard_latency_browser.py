@@ -1,0 +1,266 @@
+"""Latency of every lesson dashboard as the learner sees it: in JupyterLab, in headless Chromium.
+
+Usage (from the repository root; needs Chromium, see tools/jupyterlab_browser.py)::
+
+    .venv/bin/python benchmarks/dashboard_latency_browser.py              # or: make benchmarks
+    .venv/bin/python benchmarks/dashboard_latency_browser.py --only 01 05 --moves 30
+
+The script starts JupyterLab through ``make lab`` on a temporary folder holding one generated
+notebook that builds every dashboard of ``qlab.dashboards.REGISTRY`` exactly as the kernel-side
+benchmark does (``dashboard_latency.build_and_warm``: the dashboard's own torch thread count,
+first-time work done, result memo off), runs it, and then, per dashboard, makes ``--moves``
+control changes the way a learner does (one arrow-key step on a slider, another option of a
+dropdown or toggle, a click on a checkbox), round-robin over the enabled controls and
+preferring settings not visited yet. For each move it times, in the page's clock, from the
+input event to
+
+- the figure: the last ``drawImage`` on the dashboard's ipympl canvas of that update (the
+  picture the learner ends up seeing; kernel update + Agg draw + PNG transfer + browser paint);
+- the readout: the first change of the dashboard's HTML readout (kernel update + one message).
+
+It also times a fixed reference workload in the same run (:func:`reference_workload_ms`:
+one Agg draw + PNG of a fixed figure and one fixed conv-net evaluation, one torch thread),
+before and after the browser part, and reports each dashboard's figure p50 as a multiple of
+it, so results from machines of different speed can be compared. The table is written into
+``benchmarks/results/dashboard_latency.md`` after the kernel-side table (which is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from dashboard_latency import BROWSER_MARKER, RESULTS, machine_info  # noqa: E402
+from tools.jupyterlab_browser import (  # noqa: E402
+    Control, Notebook, Server, chromium_page, dashboard_controls, jupyterlab, measure_move, step_options,
+)
+
+NOTEBOOK = "dashboard_latency_browser.ipynb"
+MOVE_TIMEOUT_S = 10.0  # a move whose figure or readout has not changed by then counts as not observed
+
+
+@dataclass
+class BrowserResult:
+    """The moves measured on one dashboard (milliseconds; None: not observed)."""
+
+    name: str
+    budget_ms: float
+    moves: list[Any] = field(default_factory=list)
+    revisits: int = 0
+
+    def samples(self, attr: str) -> list[float]:
+        return [getattr(m, attr) for m in self.moves if getattr(m, attr) is not None]
+
+    def p(self, attr: str, q: float) -> float:
+        values = self.samples(attr)
+        return float(np.percentile(values, q)) if values else float("nan")
+
+
+def browser_budget_ms(dashboard_class: type) -> float:
+    """The browser-observed p50 budget: ``dashboard_class.browser_budget_ms`` if set, else 100 ms
+    for tensor-level dashboards (kernel budget <= 50 ms) and the kernel budget (300 ms) for
+    whole-model ones."""
+    kernel = dashboard_class.budget_ms
+    return float(getattr(dashboard_class, "browser_budget_ms", 100.0 if kernel <= 50 else kernel))
+
+
+def benchmark_notebook(names: list[str]) -> dict[str, Any]:
+    """A notebook that builds and displays the dashboards ``names`` as the kernel-side benchmark
+    builds them (one cell each, after a setup cell)."""
+    setup = (f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
+             "from qlab.notebook import setup\nsetup()\n"
+             "from IPython.display import display\nfrom dashboard_latency import build_and_warm\n"
+             "from qlab.dashboards import REGISTRY\ndashboards = {}")
+    cells = [setup] + [f"dashboards[{n!r}], _ = build_and_warm(REGISTRY[{n!r}])\ndisplay(dashboards[{n!r}])" for n in names]
+    return {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
+                   "source": src} for i, src in enumerate(cells)],
+        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+
+
+def reference_workload_ms(repeats: int = 5) -> float:
+    """Median milliseconds of a fixed workload: one Agg draw + PNG encoding of a fixed
+    9 x 5.4 in, 80 dpi figure (2 axes, 2,000-point line, 64 bars) and one evaluation of the
+    shipped ``cnn`` on 512 fixed random images, with one torch thread."""
+    import torch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from qlab.models import load_pretrained
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model = load_pretrained("cnn")
+    images = torch.randn(512, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    x = np.linspace(0, 10, 2000)
+    times = []
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fig = Figure(figsize=(9.0, 5.4), dpi=80.0)
+            ax1, ax2 = fig.subplots(1, 2)
+            ax1.plot(x, np.sin(x) * np.exp(-x / 5))
+            ax1.step(x[::40], np.round(4 * np.sin(x[::40])) / 4, where="mid")
+            ax2.bar(np.arange(64), np.cos(np.arange(64) / 8) ** 2)
+            FigureCanvasAgg(fig).print_png(io.BytesIO())
+            with torch.inference_mode():
+                model(images)
+            times.append(1e3 * (time.perf_counter() - start))
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times)
+
+
+def _config(controls: list[Control]) -> tuple[str, ...]:
+    return tuple(c.value() for c in controls)
+
+
+def _next_move(controls: list[Control], turn: int, visited: set[tuple[str, ...]],
+               direction: dict[int, str]) -> tuple[Control, str]:
+    """Round-robin over the enabled controls from ``turn``: the first move predicted to reach an
+    unvisited setting (sliders keep stepping one way and bounce at the ends)."""
+    current = _config(controls)
+    fallback = None
+    for k in range(len(controls)):
+        i = (turn + k) % len(controls)
+        control = controls[i]
+        if not control.enabled():
+            continue
+        options = step_options(control)
+        if control.kind == "slider":
+            if direction.get(i) not in options:
+                direction[i] = options[0]
+            return control, direction[i]
+        for option in options:
+            predicted = current[:i] + (option if control.kind != "checkbox" else str(current[i] != "True"),) + current[i + 1:]
+            if predicted not in visited:
+                return control, option
+        fallback = fallback or (control, options[0])
+    if fallback is None:
+        raise RuntimeError("no enabled control")
+    return fallback
+
+
+def measure_dashboard(page: Any, root: Any, name: str, budget_ms: float, moves: int) -> BrowserResult:
+    """``moves`` timed control changes on one dashboard (see the module docstring)."""
+    controls = dashboard_controls(root)
+    result = BrowserResult(name, budget_ms)
+    visited = {_config(controls)}
+    direction: dict[int, str] = {}
+    for turn in range(moves):
+        control, option = _next_move(controls, turn, visited, direction)
+        result.moves.append(measure_move(page, root, control, option, timeout_s=MOVE_TIMEOUT_S))
+        config = _config(controls)
+        result.revisits += config in visited
+        visited.add(config)
+    return result
+
+
+def run_in_lab(lab: Server, page: Any, names: list[str], moves: int) -> list[BrowserResult]:
+    """Write the benchmark notebook into the lab's folder, run it, measure each dashboard."""
+    from qlab.dashboards import REGISTRY
+
+    (lab.root_dir / NOTEBOOK).write_text(json.dumps(benchmark_notebook(names)))
+    nb = Notebook(page, lab, NOTEBOOK)
+    nb.open()
+    nb.run_all()
+    if errors := nb.errors():
+        raise RuntimeError(f"the benchmark notebook failed: {errors}")
+    roots = nb.dashboards()
+    if len(roots) != len(names):
+        raise RuntimeError(f"{len(roots)} dashboards rendered, {len(names)} expected")
+    results = []
+    for name, root in zip(names, roots):
+        root.scroll_into_view_if_needed()
+        budget = browser_budget_ms(REGISTRY[name])
+        results.append(measure_dashboard(page, root, name, budget, moves))
+        r = results[-1]
+        print(f"{name}: figure p50 {r.p('canvas_ms', 50):.0f} ms, readout p50 {r.p('readout_ms', 50):.0f} ms, "
+              f"{len(r.samples('canvas_ms'))}/{len(r.moves)} redraws", file=sys.stderr, flush=True)
+    lab.delete_sessions()
+    return results
+
+
+def report(results: list[BrowserResult], reference_ms: list[float], moves: int, info: list[str]) -> str:
+    ref = statistics.median(reference_ms)
+    lines = [
+        BROWSER_MARKER,
+        "## In the browser",
+        "",
+        f"JupyterLab in headless Chromium (1366x768, device-pixel ratio 1), {moves} moves per dashboard "
+        "(arrow-key steps, dropdown options, toggles; round-robin over the enabled controls, unvisited "
+        "settings first), timed from the input event to the last canvas redraw of the update (figure) "
+        "and to the readout's change. Generated by `benchmarks/dashboard_latency_browser.py`.",
+        "",
+        f"Reference workload (one Agg draw + PNG of a fixed figure and one `cnn` evaluation on 512 images, "
+        f"1 thread): {ref:.1f} ms (median; before / after the browser part: "
+        f"{' / '.join(f'{r:.1f}' for r in reference_ms)} ms).",
+        "",
+        "| dashboard | budget p50 (ms) | figure p50 (ms) | figure p95 (ms) | figure p50 / reference | "
+        "readout p50 (ms) | readout p95 (ms) | moves with a redraw | revisited settings | result |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        p50 = r.p("canvas_ms", 50)
+        ok = "pass" if p50 <= r.budget_ms and r.p("canvas_ms", 95) <= 2 * p50 else "FAIL"
+        lines.append(
+            f"| {r.name} | {r.budget_ms:.0f} | {p50:.0f} | {r.p('canvas_ms', 95):.0f} | {p50 / ref:.2f} | "
+            f"{r.p('readout_ms', 50):.0f} | {r.p('readout_ms', 95):.0f} | {len(r.samples('canvas_ms'))}/{len(r.moves)} | "
+            f"{r.revisits} | {ok} |"
+        )
+    lines += ["", "A move passes when the figure p50 is within the budget and p95 is at most twice p50.",
+              "", "Machine:", ""] + info
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace everything from :data:`BROWSER_MARKER` on in ``path`` by ``section`` (the
+    kernel-side table before it is kept)."""
+    old = path.read_text() if path.exists() else ""
+    kept = old.split(BROWSER_MARKER)[0].rstrip("\n")
+    path.write_text((kept + "\n\n" if kept else "") + section)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from qlab.dashboards import REGISTRY
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--moves", type=int, default=20)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--only", nargs="+", metavar="PREFIX",
+                        help="measure only the dashboards whose name starts with a PREFIX (e.g. 05)")
+    parser.add_argument("--details", type=Path, metavar="JSON",
+                        help="also write every move (control, value, ms to first/last redraw and readout) to JSON")
+    args = parser.parse_args(argv)
+    names = [n for n in REGISTRY if not args.only or n.startswith(tuple(args.only))]
+    info = machine_info()
+    reference = [reference_workload_ms()]
+    with tempfile.TemporaryDirectory(prefix="qlab-latency-") as folder, jupyterlab(Path(folder)) as lab, \
+            chromium_page() as page:
+        results = run_in_lab(lab, page, names, args.moves)
+    reference.append(reference_workload_ms())
+    text = report(results, reference, args.moves, info)
+    write_section(args.output, text)
+    if args.details:
+        args.details.write_text(json.dumps({r.name: [m.__dict__ for m in r.moves] for r in results}, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
