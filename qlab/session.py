@@ -74,9 +74,19 @@ class PTQSession:
             self._fp32[name] = evaluate(self.model(name))
         return self._fp32[name]
 
+    @staticmethod
+    def result_key(name: str, config: dict) -> tuple:
+        """The memo key of a configuration: settings ``quantize_model`` ignores are left out
+        (the calibrator unless activations are static, the activation mode while they are float),
+        so a dashboard's inert controls never trigger a new evaluation."""
+        acts_float = config.get("act_bits") is None
+        static = not acts_float and config.get("act_mode", "static") == "static"
+        ignored = ({"act_mode"} if acts_float else set()) | (set() if static else {"calibrator"})
+        return name, tuple(sorted((k, v) for k, v in config.items() if k not in ignored))
+
     def run(self, name: str, memoize: bool = True, **config) -> PTQResult:
         """Accuracy and report of ``quantize_model(model, **config)`` on the test set."""
-        key = (name, tuple(sorted(config.items())))
+        key = self.result_key(name, config)
         if memoize and key in self._results:
             return self._results[key]
         qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)

@@ -42,6 +42,7 @@ from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+READOUT_FONT_PX, READOUT_LINE_HEIGHT = 14, 1.25  # a 14-line readout + figure + controls fit ~600 px
 BACKGROUNDS_KEPT = 16  # static layers kept per dashboard (1.2 MB each at 720x432 px)
 LIMIT_LADDER = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
 
@@ -265,7 +266,7 @@ class Dashboard:
         self.state = state
         self.last_error = None
         self.error_box.value = ""
-        self.readout_box.value = f'<pre style="font-size:15px; line-height:1.3">{html.escape(self.readout())}</pre>'
+        self.readout_box.value = f'<pre style="font-size:{READOUT_FONT_PX}px; line-height:{READOUT_LINE_HEIGHT}">{html.escape(self.readout())}</pre>'
         self.canvas.draw_idle()
 
     def _show_error(self, exc: Exception) -> None:

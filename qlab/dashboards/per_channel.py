@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 import torch
+from matplotlib.ticker import MaxNLocator
 
-from qlab.dashboards._base import Dashboard
+from qlab.dashboards._base import Dashboard, nice_limit
 from qlab.ptq import GRANULARITIES, erased_channels, quantize_weight, weighted_layers
 from qlab.session import PTQResult, PTQSession
 from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
@@ -68,8 +69,10 @@ class PerChannelDashboard(Dashboard):
         self.scale_bars = bar_slots(self.ax_scales, widest, width=1.0, color="tab:green", label="per-channel scale")
         self.tensor_line = self.ax_scales.axhline(0.0, color="tab:red", ls="--", label="per-tensor scale")
         self.ax_scales.set(xlabel="output channel", ylabel="scale (weight units per step)")
-        self.ax_scales.legend(loc="upper right", fontsize=9)
+        self.ax_scales.xaxis.set_major_locator(MaxNLocator(6, integer=True))  # channels are whole numbers
+        self.ax_scales.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncols=2, fontsize=9, frameon=False)  # below the data
         self.suptitle = self.fig.text(0.5, 0.93, "", ha="center", fontsize=13)
+        self.animate(self.sqnr_bars, self.scale_bars, self.tensor_line, self.suptitle, self.ax_scales.title)
 
     def compute(self) -> PerChannelState:
         bits, granularity, group, layer = (c.value for c in self.controls)
@@ -84,12 +87,12 @@ class PerChannelDashboard(Dashboard):
     def redraw(self, s: PerChannelState) -> None:
         sqnr = [r.weight_sqnr_db for r in s.result.report]
         set_bar_heights(self.sqnr_bars, sqnr)
-        self.ax_sqnr.set_ylim(min(0.0, *sqnr) - 2.0, max(sqnr) + 5.0)
+        self.ax_sqnr.set_ylim(-nice_limit(2.0 - min(0.0, *sqnr)), nice_limit(max(sqnr) + 5.0))
         scales = s.channel_scales.tolist()
         set_bar_heights(self.scale_bars, scales)
         self.tensor_line.set_ydata([s.tensor_scale, s.tensor_scale])
         self.ax_scales.set_xlim(-0.5, len(scales) - 0.5)
-        self.ax_scales.set_ylim(0.0, 1.1 * max(s.tensor_scale, *scales))
+        self.ax_scales.set_ylim(0.0, nice_limit(1.05 * max(s.tensor_scale, *scales)))
         self.ax_scales.set_title(f"{s.layer}: {len(scales)} channels at {s.bits} bits", fontsize=12)
         self.suptitle.set_text(
             f"{s.bits}-bit weights, {self._label(s)}: test accuracy {100 * s.result.accuracy:.2f}% "

@@ -48,6 +48,7 @@ class SignalQuantizerDashboard(Dashboard):
     """Sliders for bits and clipping range, dropdowns for rounding mode and signal."""
 
     title = "Quantizing a signal: bits, clipping range, rounding"
+    figsize = (9.0, 4.8)
 
     def __init__(self, duration_s: float = 2.5) -> None:
         self.t = time_axis(duration_s).numpy()
