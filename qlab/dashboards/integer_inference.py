@@ -133,7 +133,7 @@ class FollowOneOutputDashboard(Dashboard):
 
     def build_figure(self) -> None:
         self.ax_x, self.ax_w, self.ax_terms = self.fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.4]})
-        self.fig.subplots_adjust(left=0.05, right=0.98, top=0.84, bottom=0.1, wspace=0.42)
+        self.fig.subplots_adjust(left=0.05, right=0.98, top=0.8, bottom=0.1, wspace=0.42)
         self.im_x = self.ax_x.imshow(np.zeros((2, 9)), cmap="viridis", aspect="auto", vmin=0, vmax=255)
         self.im_w = self.ax_w.imshow(np.zeros((2, 9)), cmap="coolwarm", aspect="auto", vmin=-127, vmax=127)
         # no ticks or colorbars on the code images: tick layout is most of the render time
