@@ -25,6 +25,11 @@ Conditions, fixed so runs are comparable:
 - device-pixel ratio 1 (a projector or a normal laptop screen; HiDPI doubles both sides);
 - ``--clock wall`` (default) measures wall time; ``--clock cpu`` measures the CPU time of
   the kernel thread, which stays meaningful when other processes load the machine.
+
+Machines differ by 2x or more, so the same run also times a fixed reference workload
+(:func:`reference_workload`: one Agg draw of a fixed figure plus one evaluation of the
+pretrained ``cnn`` on 1,000 test images, 1 torch thread) and reports each dashboard's p50 as a
+ratio to it: two machines' tables compare through that column.
 """
 
 from __future__ import annotations
@@ -44,8 +49,13 @@ import ipywidgets as widgets
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from qlab.dashboards import REGISTRY, Dashboard
+from qlab.data import load_fashion_mnist
+from qlab.evaluation import predict_logits
+from qlab.models import load_pretrained
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dashboard_latency.md"
 WARMUP = 5
@@ -76,6 +86,23 @@ def random_value(control: widgets.ValueWidget, rng: random.Random):
     return _number(control, rng)
 
 
+def step_value(control: widgets.ValueWidget, rng: random.Random):
+    """The value one key press away (ArrowRight on a slider, the next option), as a learner
+    sweeping a control produces; back to the start at the end (``rng`` is unused)."""
+    if isinstance(control, (widgets.Dropdown, widgets.ToggleButtons, widgets.RadioButtons)):
+        values = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        return values[(values.index(control.value) + 1) % len(values)]
+    if isinstance(control, (widgets.IntRangeSlider, widgets.FloatRangeSlider)):
+        lo, hi = control.value
+        return (lo, hi + control.step) if hi + control.step <= control.max else (control.min, hi)
+    if isinstance(control, (widgets.IntSlider, widgets.FloatSlider)):
+        return control.value + control.step if control.value + control.step <= control.max else control.min
+    return random_value(control, rng)
+
+
+MOVES = {"random": random_value, "step": step_value}
+
+
 def _number(control: widgets.ValueWidget, rng: random.Random) -> float:
     steps = round((control.max - control.min) / control.step)
     return type(control.min)(control.min + rng.randint(0, steps) * control.step)
@@ -93,14 +120,15 @@ def build_and_warm(build: Callable[[], Dashboard]) -> tuple[Dashboard, dict[str,
     return dash, costs
 
 
-def run(name: str, dash: Dashboard, iterations: int, seed: int, first_time_s: dict[str, float]) -> Result:
+def run(name: str, dash: Dashboard, iterations: int, seed: int, first_time_s: dict[str, float],
+        move: Callable = random_value) -> Result:
     rng = random.Random(seed)
     dash.canvas.syncing_data_url = False  # as once a JupyterLab front-end has connected
     dash.canvas.draw()
     wall, cpu = [], []
     for i in range(WARMUP + iterations):
         control = dash.controls[i % len(dash.controls)]
-        value = random_value(control, rng)
+        value = move(control, rng)
         t0, c0 = time.perf_counter(), time.thread_time()
         control.value = value  # runs the observer: update() + draw_idle()
         dash.canvas.draw()  # the render a live session performs next
@@ -111,6 +139,32 @@ def run(name: str, dash: Dashboard, iterations: int, seed: int, first_time_s: di
             wall.append(1e3 * (t1 - t0))
             cpu.append(1e3 * (c1 - c0))
     return Result(name, dash.budget_ms, dash.threads, first_time_s, wall, cpu)
+
+
+def reference_workload(repeats: int = 5) -> float:
+    """Median wall time (ms) of one Agg draw of a fixed two-axes figure (200-point line, titles,
+    labels, legend; 720x432 px) plus one 1-thread evaluation of the pretrained ``cnn`` on the
+    first 1,000 test images."""
+    fig = Figure(figsize=(9.0, 5.4), dpi=80.0)
+    canvas = FigureCanvasAgg(fig)
+    x = np.linspace(0.0, 1.0, 200)
+    for i, ax in enumerate(fig.subplots(2, 1)):
+        ax.plot(x, np.sin(2 * np.pi * (i + 1) * x), label="sin")
+        ax.set(xlabel="time (s)", ylabel="amplitude (mV)", title=f"reference axes {i}")
+        ax.legend()
+    model, images = load_pretrained("cnn"), load_fashion_mnist("test")[0][:1000]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    times = []
+    try:
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            canvas.draw()
+            predict_logits(model, images)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return 1e3 * float(np.median(times[1:]))
 
 
 def machine_info() -> list[str]:
@@ -128,22 +182,25 @@ def machine_info() -> list[str]:
     ]
 
 
-def report(results: list[Result], clock: str, iterations: int, info: list[str]) -> str:
+def report(results: list[Result], clock: str, iterations: int, info: list[str], reference_ms: float, moves: str) -> str:
     lines = [
         "# Dashboard latency",
         "",
-        f"One control change -> `update()` -> `fig.canvas.draw()`, {iterations} iterations per dashboard "
+        f"One control change ({moves} moves) -> `update()` -> `fig.canvas.draw()`, {iterations} iterations per dashboard "
         f"after {WARMUP} warm-up ones. Budget checked on the **{clock}** clock p50. Generated by "
         "`benchmarks/dashboard_latency.py` (see benchmarks/README.md).",
         "",
-        "| dashboard | torch threads | budget p50 (ms) | wall p50 (ms) | wall p95 (ms) | CPU p50 (ms) | CPU p95 (ms) | result |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"Reference workload (`reference_workload()`: one Agg draw of a fixed figure + the `cnn` on 1,000 test "
+        f"images, 1 thread), timed in this run: **{reference_ms:.1f} ms**; the ratio column is the {clock} p50 over it.",
+        "",
+        "| dashboard | torch threads | budget p50 (ms) | wall p50 (ms) | wall p95 (ms) | CPU p50 (ms) | CPU p95 (ms) | result | p50 / reference |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
         ok = "pass" if r.p(clock, 50) <= r.budget_ms else "FAIL"
         lines.append(
             f"| {r.name} | {r.threads} | {r.budget_ms:.0f} | {r.p('wall', 50):.1f} | {r.p('wall', 95):.1f} | "
-            f"{r.p('cpu', 50):.1f} | {r.p('cpu', 95):.1f} | {ok} |"
+            f"{r.p('cpu', 50):.1f} | {r.p('cpu', 95):.1f} | {ok} | {r.p(clock, 50) / reference_ms:.2f} |"
         )
     lines += ["", "CPU time is that of the kernel thread only; with 2 torch threads wall time is the one to read.", "",
               "First-time costs (seconds, paid once per session, before the timed updates; calibration is cached "
@@ -159,18 +216,21 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--moves", choices=tuple(MOVES), default="random",
+                        help="random: jump to a random value; step: one key press (next slider step or option)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--only", nargs="+", metavar="PREFIX",
                         help="measure only the dashboards whose name starts with a PREFIX (e.g. 07)")
     args = parser.parse_args()
     info = machine_info()
+    reference_ms = reference_workload()
     results = []
     for name, build in REGISTRY.items():
         if args.only and not name.startswith(tuple(args.only)):
             continue
         dash, first_time_s = build_and_warm(build)
-        results.append(run(name, dash, args.iterations, args.seed, first_time_s))
-    text = report(results, args.clock, args.iterations, info)
+        results.append(run(name, dash, args.iterations, args.seed, first_time_s, MOVES[args.moves]))
+    text = report(results, args.clock, args.iterations, info, reference_ms, args.moves)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(text)
