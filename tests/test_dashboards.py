@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from qlab.affine import dequantize, fake_quantize, qparams_from_range, qrange, q
 from qlab.dashboards import REGISTRY, Dashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard
 from qlab.dashboards import rounding_and_clamping
 from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, nice_limit
-from qlab.session import PTQSession
+from qlab.dashboards import per_channel, whole_model_ptq
+from qlab.models import load_pretrained
+from qlab.ptq import model_fingerprint
+from qlab.session import FP32_LABEL, PTQSession, config_label, load_accuracy_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -292,3 +296,44 @@ def test_session_key_drops_only_ignored_settings() -> None:
     assert key("cnn", dynamic) == key("cnn", {**dynamic, "calibrator": "minmax"}) != key("cnn", static)
     floating = {**static, "act_bits": None}
     assert key("cnn", floating) == key("cnn", {**floating, "calibrator": "minmax", "act_mode": "dynamic"})
+
+
+# measured accuracy table of the whole-model dashboards ------------------------------------
+def _labels(model: str, settings: list[dict]) -> set[str]:
+    return {config_label(dict(PTQSession.result_key(model, c)[1])) for c in settings}
+
+
+def test_accuracy_table_covers_every_setting_of_the_per_channel_dashboard() -> None:
+    table = load_accuracy_table()
+    entry = table[per_channel.MODEL]
+    assert entry["fingerprint"] == model_fingerprint(load_pretrained(per_channel.MODEL))
+    assert _labels(per_channel.MODEL, per_channel.settings()) | {FP32_LABEL} <= set(entry["accuracy"])
+    for model in set(table) - {per_channel.MODEL}:  # lesson 06's models, once measured
+        assert _labels(model, whole_model_ptq.settings()) | {FP32_LABEL} <= set(table[model]["accuracy"])
+
+
+@pytest.mark.parametrize("config", [
+    {"weight_bits": 4, "granularity": "per_tensor", "group_size": None},
+    {"weight_bits": 3, "granularity": "per_group", "group_size": 32},
+])
+def test_stored_accuracy_equals_a_live_evaluation(config: dict) -> None:
+    torch.set_num_threads(2)
+    try:
+        live = PTQSession(table=None).run(per_channel.MODEL, memoize=False, **config).accuracy
+    finally:
+        torch.set_num_threads(1)
+    assert PTQSession().stored_accuracies(per_channel.MODEL)[config_label(config)] == live
+
+
+def test_table_is_used_only_for_the_model_it_was_measured_on(tmp_path: Path) -> None:
+    config = {"weight_bits": 6, "granularity": "per_channel", "act_bits": None}
+    live = PTQSession(table=None).run("mlp", **config).accuracy
+    table = {"models": {"mlp": {"fingerprint": model_fingerprint(load_pretrained("mlp")),
+                                "accuracy": {config_label(config): 0.125, FP32_LABEL: 0.5}}}}
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(table))
+    assert PTQSession(table=path).run("mlp", **config).accuracy == 0.125
+    assert PTQSession(table=path).fp32_accuracy("mlp") == 0.5
+    table["models"]["mlp"]["fingerprint"] = "0" * 64  # other weights: evaluate instead
+    path.write_text(json.dumps(table))
+    assert PTQSession(table=path).run("mlp", **config).accuracy == live != 0.125

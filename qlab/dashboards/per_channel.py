@@ -22,6 +22,16 @@ from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
 
 MODEL = "depthwise"
 GROUP_SIZES = (16, 32, 64)  # divide every fan-in of DepthwiseNet larger than them
+WEIGHT_BITS = range(2, 9)
+
+
+def settings() -> list[dict]:
+    """Every ``quantize_model`` setting the controls can select (for the accuracy table)."""
+    return [
+        {"weight_bits": bits, "granularity": g, "group_size": size}
+        for bits in WEIGHT_BITS for g in GRANULARITIES
+        for size in (GROUP_SIZES if g == "per_group" else (None,))
+    ]
 
 
 @dataclass(frozen=True)
@@ -53,11 +63,17 @@ class PerChannelDashboard(Dashboard):
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
-        self.bits_slider = widgets.IntSlider(value=4, min=2, max=8, description="weight bits", style=style)
+        self.bits_slider = widgets.IntSlider(value=4, min=WEIGHT_BITS[0], max=WEIGHT_BITS[-1], description="weight bits", style=style)
         self.granularity_dropdown = widgets.Dropdown(options=list(GRANULARITIES), value="per_tensor", description="granularity", style=style)
         self.group_dropdown = widgets.Dropdown(options=list(GROUP_SIZES), value=GROUP_SIZES[0], description="group size (per_group)", style=style)
         self.layer_dropdown = widgets.Dropdown(options=list(self.folded), value="block1_dw_conv", description="scales of layer", style=style)
+        self.granularity_dropdown.observe(self._enable_group_size, names="value")
+        self._enable_group_size()
         return [self.bits_slider, self.granularity_dropdown, self.group_dropdown, self.layer_dropdown]
+
+    def _enable_group_size(self, change: dict | None = None) -> None:
+        """The group size does nothing unless the granularity is per_group."""
+        self.group_dropdown.disabled = self.granularity_dropdown.value != "per_group"
 
     def build_figure(self) -> None:
         self.ax_sqnr, self.ax_scales = self.fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})

@@ -30,6 +30,16 @@ from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
 FLOAT = 0  # the "float" activation choice (a Dropdown value of None would show as no selection)
 ACT_BITS: tuple[tuple[str, int], ...] = (("float", FLOAT), ("8", 8), ("6", 6), ("4", 4))
 WEIGHT_GRANULARITIES = ("per_channel", "per_tensor")
+WEIGHT_BITS = range(2, 9)
+
+
+def settings() -> list[dict]:
+    """Every distinct ``quantize_model`` setting the controls can select, per model (for the
+    accuracy table): the calibrator only for static activations, no mode for float ones."""
+    acts = [{"act_bits": None}]
+    acts += [{"act_bits": b, "act_mode": "static", "calibrator": c} for _, b in ACT_BITS if b != FLOAT for c in CALIBRATORS]
+    acts += [{"act_bits": b, "act_mode": "dynamic"} for _, b in ACT_BITS if b != FLOAT]
+    return [{"weight_bits": bits, "granularity": g, **a} for bits in WEIGHT_BITS for g in WEIGHT_GRANULARITIES for a in acts]
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ class WholeModelPTQDashboard(Dashboard):
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
         self.model_dropdown = widgets.Dropdown(options=list(MODEL_NAMES), value="cnn", description="model", style=style)
-        self.weight_bits_slider = widgets.IntSlider(value=8, min=2, max=8, description="weight bits", style=style)
+        self.weight_bits_slider = widgets.IntSlider(value=8, min=WEIGHT_BITS[0], max=WEIGHT_BITS[-1], description="weight bits", style=style)
         self.act_bits_dropdown = widgets.Dropdown(options=list(ACT_BITS), value=8, description="activation bits", style=style)
         self.granularity_dropdown = widgets.Dropdown(options=list(WEIGHT_GRANULARITIES), value="per_channel", description="weights", style=style)
         self.calibrator_dropdown = widgets.Dropdown(options=list(CALIBRATORS), value="minmax", description="calibrator", style=style)
