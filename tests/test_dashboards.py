@@ -337,3 +337,29 @@ def test_table_is_used_only_for_the_model_it_was_measured_on(tmp_path: Path) -> 
     table["models"]["mlp"]["fingerprint"] = "0" * 64  # other weights: evaluate instead
     path.write_text(json.dumps(table))
     assert PTQSession(table=path).run("mlp", **config).accuracy == live != 0.125
+
+
+def test_per_channel_group_size_is_enabled_only_for_per_group() -> None:
+    dash = per_channel.PerChannelDashboard()
+    assert dash.granularity_dropdown.value != "per_group" and dash.group_dropdown.disabled
+    dash.granularity_dropdown.value = "per_group"
+    assert not dash.group_dropdown.disabled and f"per_group (size {dash.group_dropdown.value})" in dash.readout()
+    dash.granularity_dropdown.value = "per_channel"
+    assert dash.group_dropdown.disabled
+
+
+def test_snapshot_shows_the_animated_artists(grid_dash: ScaleZeroPointDashboard) -> None:
+    """Saved figures skip figure-level animated artists (the title here): the stored snapshot is
+    taken with every artist static, and the layered drawing resumes afterwards."""
+    from qlab.dashboards._base import snapshot_png
+
+    with grid_dash.drawn_in_full():
+        full = snapshot_png(grid_dash.fig)
+        assert not any(a.get_animated() for a in grid_dash.dynamic)
+    assert all(a.get_animated() for a in grid_dash.dynamic)
+    title = grid_dash.title_text.get_text()
+    grid_dash.title_text.set_text("")
+    with grid_dash.drawn_in_full():
+        untitled = snapshot_png(grid_dash.fig)
+    grid_dash.title_text.set_text(title)
+    assert title and full != untitled

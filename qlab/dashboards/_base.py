@@ -20,7 +20,8 @@ with the controls to :meth:`Dashboard.animate`; the canvas then draws everything
 tick labels, legends) once per :meth:`Dashboard.background_key` (by default every axes'
 limits), keeps that layer as a bitmap and, on each update, restores it and draws only the
 animated artists over it. Limits chosen from a short ladder (:func:`nice_limit`) keep the
-number of distinct backgrounds small. Saved figures (the snapshot) draw every artist.
+number of distinct backgrounds small. The snapshot is saved with every artist static
+(:meth:`Dashboard.drawn_in_full`).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ import html
 import importlib
 import io
 import itertools
+import math
 import sys
 import traceback
-import math
 import warnings
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ipywidgets as widgets
@@ -284,5 +286,18 @@ class Dashboard:
             lines.append(f"ERROR: {self.last_error}")
         return "\n".join(lines)
 
+    @contextmanager
+    def drawn_in_full(self) -> Iterator[None]:
+        """Within this block every artist is static (matplotlib leaves figure-level animated
+        artists out of saved figures too), so a saved figure shows the whole dashboard."""
+        for artist in self.dynamic:
+            artist.set_animated(False)
+        try:
+            yield
+        finally:
+            for artist in self.dynamic:
+                artist.set_animated(True)
+
     def _ipython_display_(self) -> None:
-        display_with_snapshot(self.widget, self.fig, self.title, self.readout())
+        with self.drawn_in_full():
+            display_with_snapshot(self.widget, self.fig, self.title, self.readout())
