@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/dashboard_accuracy.py            # both dashboards
     .venv/bin/python benchmarks/dashboard_accuracy.py --only 05  # DepthwiseNet weight-only settings
+    .venv/bin/python benchmarks/dashboard_accuracy.py --only 06 --models mlp
 
 A full test-set evaluation takes longer than a whole-model dashboard's latency budget, so
 ``qlab.session.PTQSession.run`` reads a setting's accuracy from
@@ -47,12 +48,16 @@ def measure(session: PTQSession, model: str, settings: list[dict], known: dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(DASHBOARDS), default=sorted(DASHBOARDS))
+    parser.add_argument("--models", nargs="+", choices=list(MODEL_NAMES), default=list(MODEL_NAMES),
+                        help="measure only these models (lesson 06 has 308 settings per model)")
     args = parser.parse_args()
     torch.set_num_threads(2)  # the whole-model dashboards' threads (their lessons call setup(threads=2))
     session = PTQSession(table=None)  # evaluate everything
     table = json.loads(ACCURACY_TABLE.read_text()) if ACCURACY_TABLE.exists() else {"models": {}}
     for lesson in args.only:
         for model, settings in DASHBOARDS[lesson].items():
+            if model not in args.models:
+                continue
             fingerprint = model_fingerprint(session.model(model))
             entry = table["models"].get(model, {})
             known = entry.get("accuracy", {}) if entry.get("fingerprint") == fingerprint else {}
