@@ -155,6 +155,7 @@ class Dashboard:
         budget_ms: latency budget of one update + render (see benchmarks/).
         threads: torch threads the dashboard is meant (and benchmarked) to run with:
             1 for tensor-level dashboards, 2 for whole-model ones (full test-set evaluation).
+        dynamic: the animated artists (:meth:`animate`), redrawn over the cached static layer.
         memoize: dashboards that cache results of visited configurations honour this flag;
             the latency benchmark turns it off so every update is measured uncached.
     """
