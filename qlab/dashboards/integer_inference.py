@@ -159,8 +159,8 @@ class FollowOneOutputDashboard(Dashboard):
         values = [t.terms["sum_qa_qw"], -t.terms["za_sum_qw"], t.bias, t.acc]
         for bar, v in zip(self.bars, values):
             bar.set_height(v)
-        lo, hi = min(values), max(values)
-        self.ax_terms.set_ylim(-nice_limit(max(-1.1 * lo, 1.0)), nice_limit(max(1.1 * hi, 1.0)))
+        top = nice_limit(max(1.1 * max(abs(v) for v in values), 1.0))  # symmetric: fewer static layers
+        self.ax_terms.set_ylim(-top, top)
         out = "float logit" if t.code is None else f"M0 = {t.m0}, shift = {t.shift}, output code {t.code}"
         self.suptitle.set_text(f"{t.layer}, channel {t.channel}, position {t.position}: {out}")
 
