@@ -3,15 +3,25 @@
 :mod:`qlab.ptq` holds the pure transforms and needs its calibration data passed in; this
 module supplies the course's defaults (the pretrained models, :func:`calibration_data` = 512
 training images) and caches everything a dashboard control change does not alter.
+
+A full test-set evaluation takes 0.3-0.7 s on 2 cores, longer than a whole-model dashboard's
+latency budget, and a lesson's settings are too many to evaluate while a dashboard is built.
+So the test accuracies of the dashboards' settings are measured once, by
+``benchmarks/dashboard_accuracy.py``, into :data:`ACCURACY_TABLE` (with each model's
+fingerprint); :meth:`PTQSession.run` takes a setting's accuracy from there when the model's
+fingerprint matches and evaluates it otherwise. The report (per-layer SQNR, sizes) is always
+computed live.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -20,10 +30,25 @@ from qlab.calibration import CALIBRATORS
 from qlab.data import calibration_subset
 from qlab.evaluation import evaluate
 from qlab.models import load_pretrained
-from qlab.ptq import PTQCache, quantize_model, weighted_layers
+from qlab.ptq import PTQCache, model_fingerprint, quantize_model, weighted_layers
 from qlab.report import PTQReport
 
 CALIBRATION_IMAGES = 512
+ACCURACY_TABLE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "dashboard_accuracy.json"
+"""Measured test accuracies by model and setting (``benchmarks/dashboard_accuracy.py``)."""
+
+
+FP32_LABEL = "fp32"
+
+
+def config_label(config: dict) -> str:
+    """A setting as the accuracy table's key: its items sorted, as JSON."""
+    return json.dumps(dict(sorted(config.items())))
+
+
+def load_accuracy_table(path: Path = ACCURACY_TABLE) -> dict[str, dict]:
+    """``{model: {"fingerprint": sha256, "accuracy": {config_label: accuracy}}}``; empty if the file is missing."""
+    return json.loads(path.read_text())["models"] if path.exists() else {}
 
 
 def calibration_data(n: int = CALIBRATION_IMAGES) -> torch.Tensor:
@@ -52,12 +77,15 @@ class PTQSession:
     this; benchmarks turn it off to measure unvisited configurations).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, table: Path | None = ACCURACY_TABLE) -> None:
+        """``table``: measured accuracies to use for matching models (None: always evaluate)."""
         self._models: dict[str, nn.Module] = {}
         self._caches: dict[str, PTQCache] = {}
         self._fp32: dict[str, float] = {}
         self._results: dict[tuple, PTQResult] = {}
         self._sensitivity: dict[tuple, dict[str, float]] = {}
+        self._table = {} if table is None else load_accuracy_table(table)
+        self._stored: dict[str, dict[str, float]] = {}
 
     def model(self, name: str) -> nn.Module:
         """The pretrained model ``name`` (a key of ``qlab.models.MODEL_NAMES``)."""
@@ -72,18 +100,39 @@ class PTQSession:
         return self._caches[name]
 
     def fp32_accuracy(self, name: str) -> float:
-        """Test accuracy of the float model ``name``."""
+        """Test accuracy of the float model ``name`` (from the table under the label ``"fp32"``, if there)."""
         if name not in self._fp32:
-            self._fp32[name] = evaluate(self.model(name))
+            stored = self.stored_accuracies(name).get(FP32_LABEL)
+            self._fp32[name] = evaluate(self.model(name)) if stored is None else stored
         return self._fp32[name]
 
+    @staticmethod
+    def result_key(name: str, config: dict) -> tuple:
+        """The memo key of a configuration: settings ``quantize_model`` ignores are left out
+        (the calibrator unless activations are static, the activation mode while they are float),
+        so a dashboard's inert controls never trigger a new evaluation."""
+        acts_float = config.get("act_bits") is None
+        static = not acts_float and config.get("act_mode", "static") == "static"
+        ignored = ({"act_mode"} if acts_float else set()) | (set() if static else {"calibrator"})
+        return name, tuple(sorted((k, v) for k, v in config.items() if k not in ignored))
+
+    def stored_accuracies(self, name: str) -> dict[str, float]:
+        """The table's accuracies of model ``name`` by :func:`config_label`, if its fingerprint matches."""
+        if name not in self._stored:
+            entry = self._table.get(name, {})
+            matches = entry.get("fingerprint") == model_fingerprint(self.model(name)) if entry else False
+            self._stored[name] = entry["accuracy"] if matches else {}
+        return self._stored[name]
+
     def run(self, name: str, memoize: bool = True, **config) -> PTQResult:
-        """Accuracy and report of ``quantize_model(model, **config)`` on the test set."""
-        key = (name, tuple(sorted(config.items())))
+        """Accuracy and report of ``quantize_model(model, **config)`` on the test set (the
+        accuracy from the table when it holds this setting of this very model)."""
+        key = self.result_key(name, config)
         if memoize and key in self._results:
             return self._results[key]
         qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)
-        result = PTQResult(evaluate(qmodel), qmodel.report)
+        stored = self.stored_accuracies(name).get(config_label(dict(key[1])))
+        result = PTQResult(evaluate(qmodel) if stored is None else stored, qmodel.report)
         if memoize:
             self._results[key] = result
         return result

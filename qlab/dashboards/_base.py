@@ -13,6 +13,15 @@ their artists once and implement five hooks:
 
 Dashboards with first-time costs (model loading, calibration) also override ``warm_up()``.
 Everything that does not depend on the controls is computed once in ``__init__``.
+
+Layered drawing: text is most of an Agg render (matplotlib lays out and rasterizes every
+glyph of every tick label on each draw). ``build_figure`` passes the artists that change
+with the controls to :meth:`Dashboard.animate`; the canvas then draws everything else (axes,
+tick labels, legends) once per :meth:`Dashboard.background_key` (by default every axes'
+limits), keeps that layer as a bitmap and, on each update, restores it and draws only the
+animated artists over it. Limits chosen from a short ladder (:func:`nice_limit`) keep the
+number of distinct backgrounds small. The snapshot is saved with every artist static
+(:meth:`Dashboard.drawn_in_full`).
 """
 
 from __future__ import annotations
@@ -21,14 +30,36 @@ import html
 import importlib
 import io
 import itertools
+import math
 import sys
 import traceback
 import warnings
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ipywidgets as widgets
 import matplotlib
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+READOUT_FONT_PX, READOUT_LINE_HEIGHT = 14, 1.25  # a 14-line readout + figure + controls fit ~600 px
+BACKGROUNDS_KEPT = 16  # static layers kept per dashboard (1.2 MB each at 720x432 px)
+LIMIT_LADDER = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
+
+
+def nice_limit(value: float) -> float:
+    """The smallest ``m * 10**k`` (m in :data:`LIMIT_LADDER`, integer k) that is >= ``value`` > 0.
+
+    Axis limits taken from this ladder change only when the data outgrow a step (and waste at
+    most a third of the axis), so the cached static layer of a dashboard is reused.
+    """
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"value must be positive and finite, got {value!r}")
+    decade = 10.0 ** math.floor(math.log10(value))
+    return next(m * decade for m in LIMIT_LADDER if m * decade >= value * (1 - 1e-12))
+
 
 _FIGURE_NUMBERS = itertools.count(1001)  # ipympl wants a figure number; never used by pyplot
 
@@ -124,6 +155,7 @@ class Dashboard:
         budget_ms: latency budget of one update + render (see benchmarks/).
         threads: torch threads the dashboard is meant (and benchmarked) to run with:
             1 for tensor-level dashboards, 2 for whole-model ones (full test-set evaluation).
+        dynamic: the animated artists (:meth:`animate`), redrawn over the cached static layer.
         memoize: dashboards that cache results of visited configurations honour this flag;
             the latency benchmark turns it off so every update is measured uncached.
     """
@@ -143,7 +175,11 @@ class Dashboard:
         self.last_error: str | None = None
         self.state: Any = None
         self.controls: list[widgets.ValueWidget] = self.build_controls()
+        self.dynamic: list[Artist] = []
+        self._backgrounds: dict[Hashable, Any] = {}
         self.build_figure()
+        if self.dynamic:
+            self.canvas.draw = self.draw_layers  # ipympl's draw requests and the benchmark call this
         for control in self.controls:
             control.observe(self._on_change, names="value")
         self.widget = dashboard_box(
@@ -167,6 +203,14 @@ class Dashboard:
     def readout_lines(self, state: Any) -> list[str]:
         raise NotImplementedError
 
+    def background_key(self) -> Hashable:
+        """What the static (non-animated) artists depend on: every axes' limits by default.
+
+        A dashboard that changes a static artist otherwise (tick labels, a static title) adds
+        what it depends on to this key.
+        """
+        return tuple((ax.get_xlim(), ax.get_ylim()) for ax in self.fig.axes)
+
     def warm_up(self) -> dict[str, float]:
         """Do every first-time cost (model loading, calibration caches) now.
 
@@ -174,6 +218,37 @@ class Dashboard:
         per-update latency. The default dashboard has nothing to warm.
         """
         return {}
+
+    # layered drawing ---------------------------------------------------------------------
+    def animate(self, *artists: Artist | tuple[Artist, ...]) -> None:
+        """Mark ``artists`` (or containers of them, e.g. a ``BarContainer``) as redrawn on every update."""
+        for artist in artists:
+            for a in artist if isinstance(artist, tuple) else (artist,):
+                a.set_animated(True)
+                self.dynamic.append(a)
+        self.dynamic.sort(key=lambda a: a.get_zorder())
+
+    def draw_layers(self) -> None:
+        """Render: the static layer (cached by :meth:`background_key`), then the animated artists.
+
+        Replaces the ipympl canvas's ``draw``; like it, it ends by sending the changed pixels.
+        """
+        canvas = self.canvas
+        key = (self.fig.dpi, tuple(self.fig.bbox.size), self.background_key())
+        background = self._backgrounds.pop(key, None)
+        if background is None:
+            FigureCanvasAgg.draw(canvas)  # animated artists are skipped while not saving
+            background = canvas.get_renderer().copy_from_bbox(self.fig.bbox)
+        else:
+            canvas.get_renderer().restore_region(background)
+        self._backgrounds[key] = background  # most recently used last
+        while len(self._backgrounds) > BACKGROUNDS_KEPT:
+            del self._backgrounds[next(iter(self._backgrounds))]
+        for artist in self.dynamic:
+            if artist.get_visible():
+                self.fig.draw_artist(artist)
+        canvas._png_is_old = True
+        canvas.manager.refresh_all()
 
     # wiring ----------------------------------------------------------------------------
     def _on_change(self, change: dict[str, Any]) -> None:
@@ -194,7 +269,7 @@ class Dashboard:
         self.state = state
         self.last_error = None
         self.error_box.value = ""
-        self.readout_box.value = f'<pre style="font-size:15px; line-height:1.3">{html.escape(self.readout())}</pre>'
+        self.readout_box.value = f'<pre style="font-size:{READOUT_FONT_PX}px; line-height:{READOUT_LINE_HEIGHT}">{html.escape(self.readout())}</pre>'
         self.canvas.draw_idle()
 
     def _show_error(self, exc: Exception) -> None:
@@ -212,5 +287,18 @@ class Dashboard:
             lines.append(f"ERROR: {self.last_error}")
         return "\n".join(lines)
 
+    @contextmanager
+    def drawn_in_full(self) -> Iterator[None]:
+        """Within this block every artist is static (matplotlib leaves figure-level animated
+        artists out of saved figures too), so a saved figure shows the whole dashboard."""
+        for artist in self.dynamic:
+            artist.set_animated(False)
+        try:
+            yield
+        finally:
+            for artist in self.dynamic:
+                artist.set_animated(True)
+
     def _ipython_display_(self) -> None:
-        display_with_snapshot(self.widget, self.fig, self.title, self.readout())
+        with self.drawn_in_full():
+            display_with_snapshot(self.widget, self.fig, self.title, self.readout())

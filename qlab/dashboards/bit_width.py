@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from qlab.dashboards._base import Dashboard
+from qlab.dashboards._base import Dashboard, nice_limit
 from qlab.grid_stats import GridStats, grid_stats
 from qlab.lesson_tensors import BIT_WIDTH_LAYER, BIT_WIDTH_MODEL, folded_weights
 from qlab.viz import plot_level_counts, plot_levels, set_level_counts, set_levels
@@ -28,7 +28,7 @@ class BitWidthDashboard(Dashboard):
     """Layer dropdown, bits slider (2..8) and a symmetric/affine toggle."""
 
     title = "Bit width: the quantization grid on a real weight histogram"
-    figsize = (9.0, 5.6)
+    figsize = (9.0, 4.8)
 
     def __init__(self) -> None:
         self.weights = {name: w.flatten() for name, w in folded_weights(BIT_WIDTH_MODEL).items()}
@@ -48,15 +48,16 @@ class BitWidthDashboard(Dashboard):
 
     def build_figure(self) -> None:
         self.ax_w, self.ax_q = self.fig.subplots(2, 1, sharex=True)
-        self.fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.1, hspace=0.3)
+        self.fig.subplots_adjust(left=0.1, right=0.98, top=0.84, bottom=0.11, hspace=0.3)
         counts, edges = self.histograms[BIT_WIDTH_LAYER]
         self.hist = self.ax_w.stairs(counts, edges, fill=True, color="0.7", label="float weights")
         self.grid_lines, self.clip_lines = plot_levels(self.ax_w, [])
         self.ax_w.set(ylabel="weights per bin", title="")
-        self.ax_w.legend(loc="upper right", fontsize=9)
         self.q_bars = plot_level_counts(self.ax_q)
         self.ax_q.set(xlabel="weight value (dimensionless)", ylabel="weights per level")
-        self.title_text = self.ax_w.set_title("")
+        self.fig.legend(loc="upper center", ncols=4, bbox_to_anchor=(0.54, 1.0), frameon=False, fontsize=9)  # outside the data
+        self.title_text = self.fig.text(0.54, 0.88, "", ha="center", fontsize=12)
+        self.animate(self.hist, self.grid_lines, self.clip_lines, self.q_bars, self.title_text)
 
     def compute(self) -> tuple[str, GridStats]:
         layer, bits, symmetric = (c.value for c in self.controls)
@@ -69,11 +70,10 @@ class BitWidthDashboard(Dashboard):
         levels = s.q.levels.numpy()
         set_levels(self.grid_lines, self.clip_lines, levels if len(levels) <= GRID_LINES_UP_TO else [], s.q.representable_range)
         set_level_counts(self.q_bars, levels, s.counts)
-        lo, hi = min(edges[0], levels[0]), max(edges[-1], levels[-1])
-        pad = 0.05 * (hi - lo)
-        self.ax_w.set_xlim(lo - pad, hi + pad)
-        self.ax_w.set_ylim(0, 1.1 * counts.max())
-        self.ax_q.set_ylim(0, 1.1 * s.counts.max())
+        lo, hi = min(edges[0], levels[0]), max(edges[-1], levels[-1])  # lo < 0 < hi for these layers
+        self.ax_w.set_xlim(-nice_limit(-1.02 * lo), nice_limit(1.02 * hi))
+        self.ax_w.set_ylim(0, nice_limit(1.05 * counts.max()))
+        self.ax_q.set_ylim(0, nice_limit(1.05 * s.counts.max()))
         self.title_text.set_text(f"{layer}: {s.bits}-bit {'symmetric' if s.symmetric else 'affine'}, SQNR {s.sqnr_db:.1f} dB")
 
     def readout_lines(self, state: tuple[str, GridStats]) -> list[str]:

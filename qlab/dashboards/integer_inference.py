@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from qlab import integer, requantize
-from qlab.dashboards._base import Dashboard
+from qlab.dashboards._base import Dashboard, nice_limit
 from qlab.data import calibration_subset
 from qlab.models import load_pretrained
 from qlab.ptq import quantize_model
@@ -105,7 +105,7 @@ class FollowOneOutputDashboard(Dashboard):
     """Layer, output channel, output position and image -> every integer of that output."""
 
     title = "Follow one output through integer-only inference (cnn, W8A8)"
-    figsize = (9.0, 4.6)
+    figsize = (9.0, 3.4)  # 272 px: its readout has 14 lines
 
     def __init__(self) -> None:
         self.imodel, self.inputs = integer_cnn()
@@ -133,7 +133,7 @@ class FollowOneOutputDashboard(Dashboard):
 
     def build_figure(self) -> None:
         self.ax_x, self.ax_w, self.ax_terms = self.fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.4]})
-        self.fig.subplots_adjust(left=0.05, right=0.98, top=0.86, bottom=0.15, wspace=0.3)
+        self.fig.subplots_adjust(left=0.05, right=0.98, top=0.8, bottom=0.1, wspace=0.42)
         self.im_x = self.ax_x.imshow(np.zeros((2, 9)), cmap="viridis", aspect="auto", vmin=0, vmax=255)
         self.im_w = self.ax_w.imshow(np.zeros((2, 9)), cmap="coolwarm", aspect="auto", vmin=-127, vmax=127)
         # no ticks or colorbars on the code images: tick layout is most of the render time
@@ -144,6 +144,7 @@ class FollowOneOutputDashboard(Dashboard):
         self.ax_terms.axhline(0, color="k", lw=0.8)
         self.ax_terms.set(title="int32 accumulator terms", ylabel="integer value")
         self.suptitle = self.fig.suptitle("")
+        self.animate(self.im_x, self.im_w, self.bars, self.suptitle)
 
     def compute(self) -> OutputTrace:
         name, channel, position, image = (c.value for c in self.controls)
@@ -158,9 +159,8 @@ class FollowOneOutputDashboard(Dashboard):
         values = [t.terms["sum_qa_qw"], -t.terms["za_sum_qw"], t.bias, t.acc]
         for bar, v in zip(self.bars, values):
             bar.set_height(v)
-        lo, hi = min(values + [0]), max(values + [0])
-        pad = 0.1 * (hi - lo or 1)
-        self.ax_terms.set_ylim(lo - pad, hi + pad)
+        top = nice_limit(max(1.1 * max(abs(v) for v in values), 1.0))  # symmetric: fewer static layers
+        self.ax_terms.set_ylim(-top, top)
         out = "float logit" if t.code is None else f"M0 = {t.m0}, shift = {t.shift}, output code {t.code}"
         self.suptitle.set_text(f"{t.layer}, channel {t.channel}, position {t.position}: {out}")
 
@@ -233,6 +233,7 @@ class MultiplierPrecisionDashboard(Dashboard):
         self.marker = self.ax_acc.axvline(8, color="tab:red")
         self.ax_acc.set(xlabel="bits of M0 (red: chosen)", ylabel="test accuracy (%)", title="measured on the test set",
                         xticks=bits, xlim=(0, 34))
+        self.animate(self.err_bars, self.chg_bars, self.marker)
 
     def compute(self) -> PrecisionState:
         bits = self.controls[0].value
@@ -253,7 +254,7 @@ class MultiplierPrecisionDashboard(Dashboard):
         for bar, v in zip(self.chg_bars, s.changed.values()):
             bar.set_height(v)
         top = max(list(s.rel_error.values()) + list(s.changed.values()) + [1e-3])
-        self.ax_err.set_ylim(0, 1.15 * top)
+        self.ax_err.set_ylim(0, nice_limit(1.1 * top))
         self.marker.set_xdata([s.bits, s.bits])
 
     def readout_lines(self, s: PrecisionState) -> list[str]:

@@ -13,14 +13,25 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 import torch
+from matplotlib.ticker import MaxNLocator
 
-from qlab.dashboards._base import Dashboard
+from qlab.dashboards._base import Dashboard, nice_limit
 from qlab.ptq import GRANULARITIES, erased_channels, quantize_weight, weighted_layers
 from qlab.session import PTQResult, PTQSession
 from qlab.viz import bar_slots, set_bar_heights, set_layer_ticks
 
 MODEL = "depthwise"
 GROUP_SIZES = (16, 32, 64)  # divide every fan-in of DepthwiseNet larger than them
+WEIGHT_BITS = range(2, 9)
+
+
+def settings() -> list[dict]:
+    """Every ``quantize_model`` setting the controls can select (for the accuracy table)."""
+    return [
+        {"weight_bits": bits, "granularity": g, "group_size": size}
+        for bits in WEIGHT_BITS for g in GRANULARITIES
+        for size in (GROUP_SIZES if g == "per_group" else (None,))
+    ]
 
 
 @dataclass(frozen=True)
@@ -52,11 +63,17 @@ class PerChannelDashboard(Dashboard):
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
-        self.bits_slider = widgets.IntSlider(value=4, min=2, max=8, description="weight bits", style=style)
+        self.bits_slider = widgets.IntSlider(value=4, min=WEIGHT_BITS[0], max=WEIGHT_BITS[-1], description="weight bits", style=style)
         self.granularity_dropdown = widgets.Dropdown(options=list(GRANULARITIES), value="per_tensor", description="granularity", style=style)
         self.group_dropdown = widgets.Dropdown(options=list(GROUP_SIZES), value=GROUP_SIZES[0], description="group size (per_group)", style=style)
         self.layer_dropdown = widgets.Dropdown(options=list(self.folded), value="block1_dw_conv", description="scales of layer", style=style)
+        self.granularity_dropdown.observe(self._enable_group_size, names="value")
+        self._enable_group_size()
         return [self.bits_slider, self.granularity_dropdown, self.group_dropdown, self.layer_dropdown]
+
+    def _enable_group_size(self, change: dict | None = None) -> None:
+        """The group size does nothing unless the granularity is per_group."""
+        self.group_dropdown.disabled = self.granularity_dropdown.value != "per_group"
 
     def build_figure(self) -> None:
         self.ax_sqnr, self.ax_scales = self.fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
@@ -68,8 +85,10 @@ class PerChannelDashboard(Dashboard):
         self.scale_bars = bar_slots(self.ax_scales, widest, width=1.0, color="tab:green", label="per-channel scale")
         self.tensor_line = self.ax_scales.axhline(0.0, color="tab:red", ls="--", label="per-tensor scale")
         self.ax_scales.set(xlabel="output channel", ylabel="scale (weight units per step)")
-        self.ax_scales.legend(loc="upper right", fontsize=9)
+        self.ax_scales.xaxis.set_major_locator(MaxNLocator(6, integer=True))  # channels are whole numbers
+        self.ax_scales.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncols=2, fontsize=9, frameon=False)  # below the data
         self.suptitle = self.fig.text(0.5, 0.93, "", ha="center", fontsize=13)
+        self.animate(self.sqnr_bars, self.scale_bars, self.tensor_line, self.suptitle, self.ax_scales.title)
 
     def compute(self) -> PerChannelState:
         bits, granularity, group, layer = (c.value for c in self.controls)
@@ -84,12 +103,12 @@ class PerChannelDashboard(Dashboard):
     def redraw(self, s: PerChannelState) -> None:
         sqnr = [r.weight_sqnr_db for r in s.result.report]
         set_bar_heights(self.sqnr_bars, sqnr)
-        self.ax_sqnr.set_ylim(min(0.0, *sqnr) - 2.0, max(sqnr) + 5.0)
+        self.ax_sqnr.set_ylim(-nice_limit(2.0 - min(0.0, *sqnr)), nice_limit(max(sqnr) + 5.0))
         scales = s.channel_scales.tolist()
         set_bar_heights(self.scale_bars, scales)
         self.tensor_line.set_ydata([s.tensor_scale, s.tensor_scale])
         self.ax_scales.set_xlim(-0.5, len(scales) - 0.5)
-        self.ax_scales.set_ylim(0.0, 1.1 * max(s.tensor_scale, *scales))
+        self.ax_scales.set_ylim(0.0, nice_limit(1.05 * max(s.tensor_scale, *scales)))
         self.ax_scales.set_title(f"{s.layer}: {len(scales)} channels at {s.bits} bits", fontsize=12)
         self.suptitle.set_text(
             f"{s.bits}-bit weights, {self._label(s)}: test accuracy {100 * s.result.accuracy:.2f}% "

@@ -20,7 +20,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from qlab import metrics
-from qlab.dashboards._base import Dashboard
+from qlab.dashboards._base import Dashboard, nice_limit
 from qlab.rounding import ROUNDING_MODES
 from qlab.signals import SAMPLE_RATE_HZ, SIGNALS, clipped_count, quantize_signal, time_axis
 from qlab.viz import hlines_at, plot_signals
@@ -48,6 +48,7 @@ class SignalQuantizerDashboard(Dashboard):
     """Sliders for bits and clipping range, dropdowns for rounding mode and signal."""
 
     title = "Quantizing a signal: bits, clipping range, rounding"
+    figsize = (9.0, 4.8)
 
     def __init__(self, duration_s: float = 2.5) -> None:
         self.t = time_axis(duration_s).numpy()
@@ -82,6 +83,9 @@ class SignalQuantizerDashboard(Dashboard):
         self.ax_err.set_xlim(self.t[0], self.t[-1])
         self.fig.legend(loc="upper center", ncols=5, bbox_to_anchor=(0.55, 1.0), frameon=False)
         self.suptitle = self.fig.text(0.55, 0.89, "", ha="center", fontsize=13)
+        top = 1.15 * max(self.clip_slider.max, *(float(x.abs().max()) for x in self.signals.values()))
+        self.ax_sig.set_ylim(-top, top)  # fixed: holds every signal and clipping range
+        self.animate(self.line_x, self.line_q, self.line_err, self.clip_lines, self.band_lines, self.suptitle)
 
     def compute(self) -> SignalState:
         name, bits, clip, mode = (c.value for c in self.controls)
@@ -99,9 +103,7 @@ class SignalQuantizerDashboard(Dashboard):
         self.line_err.set_ydata(x_hat - x)
         self.clip_lines.set_segments([[(0, -s.clip), (1, -s.clip)], [(0, s.clip), (1, s.clip)]])
         self.band_lines.set_segments([[(0, -s.scale / 2), (1, -s.scale / 2)], [(0, s.scale / 2), (1, s.scale / 2)]])
-        top = 1.15 * max(s.clip, float(s.x.abs().max()))
-        self.ax_sig.set_ylim(-top, top)
-        err_top = 1.2 * max(s.max_abs_error, s.scale / 2)
+        err_top = nice_limit(1.1 * max(s.max_abs_error, s.scale / 2))
         self.ax_err.set_ylim(-err_top, err_top)
         self.suptitle.set_text(f"{s.bits} bits, {s.rounding} rounding, clip ±{s.clip:.2f} mV: SQNR {s.sqnr_db:.1f} dB")
 

@@ -18,7 +18,7 @@ import ipywidgets as widgets
 from matplotlib.ticker import MaxNLocator
 
 from qlab.affine import CONVENTIONS
-from qlab.dashboards._base import Dashboard
+from qlab.dashboards._base import Dashboard, nice_limit
 from qlab.quantizer import GridState, QuantSpec, quantizer_grid
 from qlab.viz import ZERO_COLOR, move_bracket, plot_code_ticks, plot_zero_point, step_bracket, vertical_segments
 
@@ -30,12 +30,13 @@ class ScaleZeroPointDashboard(Dashboard):
     """Range, bits, symmetric/signed toggles and the symmetric convention."""
 
     title = "Scale and zero-point: the integer grid on the real line"
-    figsize = (9.0, 5.6)
+    figsize = (9.0, 4.4)
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
         self.range_slider = widgets.FloatRangeSlider(
-            value=(-1.0, 3.0), min=-10.0, max=10.0, step=0.1, description="range [min, max]", style=style, readout_format=".1f"
+            value=(-1.0, 3.0), min=-10.0, max=10.0, step=0.1, description="range [min, max]", style=style, readout_format=".1f",
+            layout=widgets.Layout(width="560px"),  # 200 steps: a short track collapses the two handles
         )
         self.bits_slider = widgets.IntSlider(value=3, min=2, max=8, description="bits", style=style)
         self.symmetric_toggle = widgets.Checkbox(value=False, description="symmetric", indent=False)
@@ -47,13 +48,13 @@ class ScaleZeroPointDashboard(Dashboard):
 
     def build_figure(self) -> None:
         self.ax_q, self.ax_r = self.fig.subplots(2, 1, sharex=True, height_ratios=(2.2, 1))
-        self.fig.subplots_adjust(left=0.1, right=0.98, top=0.92, bottom=0.1, hspace=0.15)
+        self.fig.subplots_adjust(left=0.1, right=0.98, top=0.84, bottom=0.12, hspace=0.15)
         (self.transfer,) = self.ax_q.plot([], [], color="tab:blue", lw=2, label="code q = quantize(x)")
         self.zp_hline = self.ax_q.axhline(0, color=ZERO_COLOR, ls="--", lw=1.2, label="zero-point")
         self.range_span_q = self.ax_q.axvspan(0, 1, color="0.85", label="requested [min, max]")
         self.ax_q.set(ylabel="integer code q")
         self.ax_q.yaxis.set_major_locator(MaxNLocator(8, integer=True))
-        self.ax_q.legend(loc="upper left")
+        self.fig.legend(loc="upper center", ncols=3, bbox_to_anchor=(0.54, 1.0), frameon=False)  # outside the data
         self.ticks = plot_code_ticks(self.ax_r, [])
         self.zero_tick = plot_zero_point(self.ax_r, 0.0)
         self.range_span_r = self.ax_r.axvspan(0, 1, color="0.85")
@@ -61,7 +62,9 @@ class ScaleZeroPointDashboard(Dashboard):
         self.code_labels = [self.ax_r.text(0, -0.35, "", ha="center", va="top", fontsize=10) for _ in range(2 ** LABEL_CODES_UP_TO_BITS)]
         self.ax_r.set(ylim=(-0.9, 1.9), yticks=[], xlabel="real value x (same units as the data)")
         self.ax_r.grid(False)
-        self.title_text = self.ax_q.set_title("")
+        self.title_text = self.fig.text(0.54, 0.87, "", ha="center", fontsize=12)
+        self.animate(self.transfer, self.zp_hline, self.range_span_q, self.range_span_r, self.ticks, self.zero_tick,
+                     *self.bracket, *self.code_labels, self.title_text)
 
     def compute(self) -> GridState:
         (lo, hi), bits, symmetric, signed, convention = (c.value for c in self.controls)
@@ -78,7 +81,7 @@ class ScaleZeroPointDashboard(Dashboard):
         x0 = float(s.grid[step_from - s.qmin])
         move_bracket(self.bracket, x0, x0 + s.scale, BRACKET_Y, f"scale = {s.scale:.3g}")
         self._label_codes(s)
-        self.ax_q.set_xlim(float(s.x[0]), float(s.x[-1]))
+        self.ax_q.set_xlim(-nice_limit(-float(s.x[0])), nice_limit(float(s.x[-1])))  # x[0] < 0 < x[-1]
         self.ax_q.set_ylim(s.qmin - 0.5, s.qmax + 0.5)
         kind = "symmetric" if s.symmetric else "affine"
         self.title_text.set_text(
