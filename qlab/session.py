@@ -144,9 +144,9 @@ class PTQSession:
         by its quantized version from ``quantize_model(model, **config)`` (same weight grid, same
         calibrated input range), evaluated on the test set. The layer whose accuracy falls
         furthest below FP32 is the one that breaks the configuration; unlike a layer's SQNR, this
-        measures its effect on the decisions. Memoized per (name, config).
+        measures its effect on the decisions. Memoized under :meth:`result_key`, like :meth:`run`.
         """
-        key = (name, tuple(sorted(config.items())))
+        key = self.result_key(name, config)
         if key not in self._sensitivity:
             qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)
             folded = self.cache(name).folded
