@@ -102,3 +102,43 @@ def test_blank_cell_is_not_answered_yet(check: Any, capsys: pytest.CaptureFixtur
 
 def test_fixed_point_blank_parts_are_not_answered_yet() -> None:
     assert ex.grade_fixed_point_format((None, None, None), 2, 5).message == NOT_ANSWERED
+
+
+@pytest.mark.parametrize("check", [ex.check_tie_rounding, ex.check_fixed_point_format])
+def test_partly_filled_answer_is_not_answered_yet(check: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """A None left among the numbers is "not answered yet", never a TypeError."""
+    check([-2, 4, 4, None] if check is ex.check_tie_rounding else (2**-5, None, 3.96875))
+    assert capsys.readouterr().out.strip() == NOT_ANSWERED
+
+
+@pytest.mark.parametrize(
+    ("grade", "answer"),
+    [(lambda a: ex.grade_tie_rounding(a, ex.TIE_VALUES), [-2, 4, "4", 0]),
+     (lambda a: ex.grade_fixed_point_format(a, 2, 5), ("0.03125", -4, 3.96875))],
+)
+def test_text_among_the_numbers_asks_for_a_number(grade: Any, answer: Any) -> None:
+    fb = grade(answer)
+    assert not fb.correct and fb.message.startswith("Give a number")
+
+
+@pytest.mark.parametrize("answer", [(0.0313, -4, 3.969), (0.031, -4, 3.97), (2**-5, -4, 3.95)])
+def test_fixed_point_too_few_digits_is_told_so(answer: tuple[float, float, float]) -> None:
+    """Rounded by hand to two or three digits: the idea is right, the check says "more digits"
+    (it used to say "what is one step of q worth?")."""
+    fb = ex.grade_fixed_point_format(answer, 2, 5)
+    assert not fb.correct and "too few" in fb.message
+
+
+def test_fixed_point_four_significant_digits_pass() -> None:
+    assert ex.grade_fixed_point_format((0.03125, -4.000, 3.969), 2, 5).correct
+
+
+def test_fixed_point_slip_near_the_answer_keeps_its_hint() -> None:
+    """-4 + 2^-5 lies within 1% of -4, but it is the "one more negative code" slip, not a rounding."""
+    fb = ex.grade_fixed_point_format((2**-5, -3.97, 4 - 2**-5), 2, 5)
+    assert "one more negative code" in fb.message
+
+
+def test_fixed_point_fallback_reads_an_8_bit_word() -> None:
+    fb = ex.grade_fixed_point_format((2**-5, -3.0, 4 - 2**-5), 2, 5)
+    assert "the signed 8-bit word is -128" in fb.message and "a 8-bit" not in fb.message

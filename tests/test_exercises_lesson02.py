@@ -11,21 +11,37 @@ import torch
 from qlab.exercises import lesson02 as ex
 from qlab.exercises._grading import NOT_ANSWERED
 
-AFFINE = (2.5 / 255, 51)  # (max - min) / 255; -round(-0.5 / scale) = round(51.0)
+AFFINE = (2.6 / 255, 59)  # (max - min) / 255; -round(-0.6 / scale) = round(58.85) = 59
+UNROUNDED = 0.6 * 255 / 2.6  # -min / scale = 58.846...: the zero-point before rounding
 
 
 def test_affine_qparams_correct_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
-    assert (ex.AFFINE_RANGE, ex.AFFINE_BITS) == ((-0.5, 2.0), 8)
-    fb = ex.grade_affine_qparams(AFFINE, -0.5, 2.0, 8)
-    assert fb.correct and "code 51" in fb.message
+    assert (ex.AFFINE_RANGE, ex.AFFINE_BITS) == ((-0.6, 2.0), 8)
+    fb = ex.grade_affine_qparams(AFFINE, -0.6, 2.0, 8)
+    assert fb.correct and "code 59" in fb.message
     ex.check_affine_qparams(AFFINE)
     assert capsys.readouterr().out.startswith("Correct!")
 
 
 def test_affine_qparams_rounded_by_hand() -> None:
-    """A scale written with 3 significant digits (0.00980) and a float zero-point pass."""
-    assert ex.grade_affine_qparams((0.00980, 51.0), -0.5, 2.0, 8).correct
-    assert ex.grade_affine_qparams(torch.tensor([2.5 / 255, 51.0]), -0.5, 2.0, 8).correct
+    """A scale written with 4 significant digits (0.01020), a float zero-point and a tensor pass."""
+    assert ex.grade_affine_qparams((0.01020, 59.0), -0.6, 2.0, 8).correct
+    assert ex.grade_affine_qparams(torch.tensor([2.6 / 255, 59.0]), -0.6, 2.0, 8).correct
+
+
+def test_affine_exercise_needs_the_zero_point_rounded(capsys: pytest.CaptureFixture[str]) -> None:
+    """The exercise's -min / scale is not a whole number, so forgetting round() fails (with the old
+    range [-0.5, 2] it was exactly 51.0 and passed)."""
+    lo, hi = ex.AFFINE_RANGE
+    assert not (-lo * (2**ex.AFFINE_BITS - 1) / (hi - lo)).is_integer()
+    ex.check_affine_qparams((2.6 / 255, UNROUNDED))
+    assert "INTEGER" in capsys.readouterr().out
+
+
+def test_affine_scale_with_too_few_digits_is_told_so() -> None:
+    fb = ex.grade_affine_qparams((0.0101, 59), -0.6, 2.0, 8)  # 0.9% off: a rounding, not a slip
+    assert not fb.correct and "too few" in fb.message
+    assert "number of STEPS" in ex.grade_affine_qparams((2.6 / 256, 59), -0.6, 2.0, 8).message  # 0.4% off, a slip
 
 
 def test_affine_qparams_other_range_by_hand() -> None:
@@ -34,20 +50,21 @@ def test_affine_qparams_other_range_by_hand() -> None:
 
 
 def test_affine_check_owns_its_range(capsys: pytest.CaptureFixture[str]) -> None:
-    ex.check_affine_qparams((4 / 255, 64))  # right for [-1, 3], not for the exercise's [-0.5, 2]
+    ex.check_affine_qparams((4 / 255, 64))  # right for [-1, 3], not for the exercise's [-0.6, 2]
     assert capsys.readouterr().out.startswith("Not quite.")
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
-    [((2.5 / 127, 51), "2x too large"), ((2.5 / 256, 51), "number of STEPS"), ((255 / 2.5, 51), "inverted"),
-     ((2.5 / 255, -51), "sign of your zero-point"),
-     ((2.5 / 255, 51.5), "integer code"), ((2.5 / 255, 0), "cannot sit at code 0"), ((0.5, 51), "scale = (max - min)"),
-     ((51, 2.5 / 255), "swapped"), ((2.5 / 255,), "two numbers"), (0.0098, "two numbers"), ((None, 51), "two numbers"),
-     (torch.tensor(0.0098), "two numbers")],
+    [((2.6 / 127, 59), "2x too large"), ((2.6 / 256, 59), "number of STEPS"), ((255 / 2.6, 59), "inverted"),
+     ((2.6 / 255, -59), "sign of your zero-point"), ((2.6 / 255, UNROUNDED), "INTEGER code"),
+     ((2.6 / 255, 58.5), "integer code"), ((2.6 / 255, 58), "NEAREST integer"), ((2.6 / 255, 0), "cannot sit at code 0"),
+     ((0.5, 59), "scale = (max - min)"), ((0.01, 59), "scale = (max - min)"),
+     ((59, 2.6 / 255), "swapped"), ((2.6 / 255,), "two numbers"), (0.0102, "two numbers"), ((None, 59), "two numbers"),
+     (torch.tensor(0.0102), "two numbers"), (("0.0102", 59), "Give a number"), ((2.6 / 255, "59"), "Give a number")],
 )
 def test_affine_qparams_hints(answer: Any, hint: str) -> None:
-    fb = ex.grade_affine_qparams(answer, -0.5, 2.0, 8)
+    fb = ex.grade_affine_qparams(answer, -0.6, 2.0, 8)
     assert not fb.correct and hint in fb.message
 
 
@@ -72,11 +89,23 @@ def test_symmetric_check_owns_its_bits(capsys: pytest.CaptureFixture[str]) -> No
 
 @pytest.mark.parametrize(
     ("scale", "hint"),
-    [(2.54 / 127.5, "torch's convention"), (2.54 / 128, "2^(b-1);"), (2.54 / 255, "HALF of the codes"), (1.0, "Symmetric: zero_point = 0")],
+    [(2.54 / 127.5, "amax / 127.5 here"), (2.54 / 128, "2^(b-1);"), (2.54 / 255, "HALF of the codes"), (1.0, "Symmetric: zero_point = 0")],
 )
 def test_symmetric_scale_hints(scale: float, hint: str) -> None:
     fb = ex.grade_symmetric_scale(scale, 2.54, 8)
     assert not fb.correct and hint in fb.message
+
+
+@pytest.mark.parametrize(
+    ("scale", "hint"),
+    [(2.54 / 7.5, "amax / 7.5 here"), (2.54 / 8, "2^(b-1);"), (2.54 / 15, "HALF of the codes"),
+     (0.36, "too few"), (0.3, "Symmetric: zero_point = 0"), ("0.3629", "Give a number"), ("abc", "Give a number")],
+)
+def test_symmetric_scale_hints_at_the_exercises_4_bits(scale: Any, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """torch's 4-bit scale amax / 7.5 (6.7% smaller) and 2.54 / 15 are told apart; text asks for a number."""
+    ex.check_symmetric_scale(scale)
+    out = capsys.readouterr().out
+    assert not out.startswith("Correct!") and hint in out
 
 
 def test_zero_prediction_is_measured() -> None:

@@ -22,6 +22,24 @@ class Feedback:
     message: str
 
 
+def number_expected(*answers: Any) -> Feedback | None:
+    """A "give a number" Feedback if one of ``answers`` is text or not numeric, else None (numbers,
+    sequences of numbers, tensors and ``None`` are left to :func:`grade`/:func:`grade_exact`).
+
+    A value typed into ``input()`` or written in quotes ("37.7") must get this message, not a TypeError."""
+    for answer in answers:
+        if answer is None:
+            continue
+        if isinstance(answer, (str, bytes)):
+            return Feedback(False, f"Give a number, not the text {answer!r}: remove the quotes "
+                                   "(a value read with input() needs float(...)).")
+        try:
+            torch.as_tensor(answer, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            return Feedback(False, f"Give a number, not a {type(answer).__name__}.")
+    return None
+
+
 def close(answer: Any, expected: Any, rel_tol: float = REL_TOL) -> bool:
     """Element-wise ``math.isclose`` of numbers or equal-length sequences (tensors allowed)."""
     a = torch.as_tensor(answer, dtype=torch.float64).flatten().tolist()
@@ -90,3 +108,22 @@ def combine(parts: Sequence[Feedback], explanation: str) -> Feedback:
 def show(feedback: Feedback) -> None:
     """Print the learner's message (what every ``check_*`` does)."""
     print(feedback.message)
+
+
+NEAR_TOL = 1e-2
+
+
+def grade_digits(answer: Any, expected: float, explanation: str, slips: Sequence[tuple[Any, str]], fallback: str,
+                 exact: str) -> Feedback:
+    """:func:`grade`, plus a "right idea, give more digits" hint for an answer within ``NEAR_TOL`` (1%)
+    of ``expected`` that matches none of ``slips``: a value rounded to two or three significant digits
+    (0.031 for 2^-5 = 0.03125) is not told that its idea is wrong. ``exact`` names an exact expression
+    the learner could write instead (e.g. "2**-5")."""
+    if (not_a_number := number_expected(answer)) is not None:
+        return not_a_number
+    feedback = grade(answer, expected, explanation, slips, fallback)
+    if (feedback.correct or answer is None or any(close(answer, wrong) for wrong, _ in slips)
+            or not close(answer, expected, NEAR_TOL)):
+        return feedback
+    return Feedback(False, f"Not quite, but within {NEAR_TOL:.0%}: the idea is right, the digits too few. Give at "
+                           f"least four significant digits, or let Python compute it exactly (e.g. {exact}).")

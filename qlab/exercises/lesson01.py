@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from qlab.exercises._grading import NOT_ANSWERED, Feedback, close, combine, grade, grade_choice, show
+from qlab.exercises._grading import (NOT_ANSWERED, Feedback, close, combine, grade, grade_choice, grade_digits,
+                                     number_expected, show)
 from qlab.fixed_point import fixed_point_format
 from qlab.rounding import round_values
 
@@ -34,21 +35,24 @@ _MODE_HINTS = {
 }
 
 
-def _length_hint(answer: Any, n: int, what: str) -> Feedback | None:
-    """A "give n values" Feedback if ``answer`` is not a sequence of ``n`` items, else None."""
+def _unusable(answer: Any, n: int, what: str) -> Feedback | None:
+    """The Feedback for an answer that cannot be graded as ``n`` numbers, else None: "give n values" if
+    it is not a sequence of ``n`` items, "not answered yet" if one item is still None, "give a number"
+    if one is text."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
     if isinstance(answer, (str, bytes)) or getattr(answer, "ndim", 1) != 1 or not hasattr(answer, "__len__") or len(answer) != n:
         return Feedback(False, f"Not quite. Give {what}.")
-    return None
+    if any(v is None for v in answer):
+        return Feedback(False, NOT_ANSWERED)
+    return number_expected(*answer)
 
 
 def grade_tie_rounding(answer: Sequence[float] | None, values: Sequence[float]) -> Feedback:
     """Round ``values`` the way torch does: half to even (``qlab.rounding.round_values``)."""
-    if answer is None:
-        return Feedback(False, NOT_ANSWERED)
     v = torch.tensor(values)
-    wrong_length = _length_hint(answer, len(v), f"one rounded value for each of {tuple(values)}, as a list")
-    if wrong_length:
-        return wrong_length
+    if unusable := _unusable(answer, len(v), f"one rounded value for each of {tuple(values)}, as a list"):
+        return unusable
     expected = round_values(v, "half_even")
     return grade(
         answer, expected,
@@ -66,36 +70,36 @@ def check_tie_rounding(answer: Sequence[float] | None) -> None:
 
 def grade_fixed_point_format(answer: Sequence[float] | None, m: int, n: int) -> Feedback:
     """``answer = (resolution, min_value, max_value)`` of signed Qm.n: resolution 2^-n and range
-    [-2^m, 2^m - 2^-n] (``qlab.fixed_point``; ARM convention, m excludes the sign bit)."""
-    if answer is None:
-        return Feedback(False, NOT_ANSWERED)
-    wrong_length = _length_hint(answer, 3, "three numbers: (resolution, smallest value, largest value)")
-    if wrong_length:
-        return wrong_length
+    [-2^m, 2^m - 2^-n] (``qlab.fixed_point``; ARM convention, m excludes the sign bit).
+
+    Each number is graded to ``REL_TOL`` (0.1%: four significant digits always pass); one within 1%
+    that is no known slip (0.031 for 2^-5) is told to give more digits (``grade_digits``)."""
+    if unusable := _unusable(answer, 3, "three numbers: (resolution, smallest value, largest value)"):
+        return unusable
     fmt = fixed_point_format(m, n, signed=True)
     expected = (fmt.resolution, fmt.min_value, fmt.max_value)
     resolution, min_value, max_value = answer
-    if any(v is None for v in answer):
-        return Feedback(False, NOT_ANSWERED)
     if not close(answer, expected) and any(close(p, expected) for p in permutations(answer)):
         return Feedback(False, "Not quite. Your three numbers are right but in the wrong order: give (resolution, smallest, largest).")
-    res = grade(
+    res = grade_digits(
         resolution, fmt.resolution, "",
         [(2.0 ** -(n + 1), f"The resolution is one step of the last fraction bit: 2^-{n}, not 2^-{n + 1}."),
          (2.0**n, f"That is 2^{n}; the resolution is its inverse, 2^-{n}.")],
-        f"With {n} fraction bits the value is q * 2^-{n}: what is one step of q worth?",
+        f"With {n} fraction bits the value is q * 2^-{n}: what is one step of q worth?", f"2**-{n}",
     )
-    lo = grade(
+    lo = grade_digits(
         min_value, fmt.min_value, "",
         [(-(2.0**m) + fmt.resolution, "Two's complement has one more negative code: the minimum is -2^m exactly."),
          (-(2.0 ** (m - 1)), "m counts integer bits WITHOUT the sign bit (ARM convention): the minimum is -2^m.")],
-        f"The smallest code of a {fmt.total_bits}-bit signed word is {fmt.qmin}; multiply by the resolution.",
+        f"The smallest code of the signed {fmt.total_bits}-bit word is {fmt.qmin}; multiply by the resolution.",
+        f"{fmt.qmin} * 2**-{n}",
     )
-    hi = grade(
+    hi = grade_digits(
         max_value, fmt.max_value, "",
         [(2.0**m, f"2^{m} itself is not representable: the largest value is one step below it, 2^m - 2^-n."),
          (2.0 ** (m - 1) - fmt.resolution, "m counts integer bits WITHOUT the sign bit (ARM convention).")],
-        f"The largest code of a {fmt.total_bits}-bit signed word is {fmt.qmax}; multiply by the resolution.",
+        f"The largest code of the signed {fmt.total_bits}-bit word is {fmt.qmax}; multiply by the resolution.",
+        f"2**{m} - 2**-{n}",
     )
     return combine(
         [res, lo, hi],
