@@ -22,6 +22,24 @@ class Feedback:
     message: str
 
 
+def number_expected(*answers: Any) -> Feedback | None:
+    """A "give a number" Feedback if one of ``answers`` is text or not numeric, else None (numbers,
+    sequences of numbers, tensors and ``None`` are left to :func:`grade`/:func:`grade_exact`).
+
+    A value typed into ``input()`` or written in quotes ("37.7") must get this message, not a TypeError."""
+    for answer in answers:
+        if answer is None:
+            continue
+        if isinstance(answer, (str, bytes)):
+            return Feedback(False, f"Give a number, not the text {answer!r}: remove the quotes "
+                                   "(a value read with input() needs float(...)).")
+        try:
+            torch.as_tensor(answer, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            return Feedback(False, f"Give a number, not a {type(answer).__name__}.")
+    return None
+
+
 def close(answer: Any, expected: Any, rel_tol: float = REL_TOL) -> bool:
     """Element-wise ``math.isclose`` of numbers or equal-length sequences (tensors allowed)."""
     a = torch.as_tensor(answer, dtype=torch.float64).flatten().tolist()
