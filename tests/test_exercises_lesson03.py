@@ -150,3 +150,12 @@ def test_checks_print_give_a_number_for_text(capsys: pytest.CaptureFixture[str])
     ex.check_bits_for_sqnr("7")  # type: ignore[arg-type]
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and all(line.startswith("Give a number, not the text") for line in out)
+
+
+def test_bits_for_sqnr_answer_is_not_in_the_section_2_table() -> None:
+    """Regression: at 30 dB the answer (7 bits) was a row of the lesson's 2-to-8-bit table; the target
+    must need more than 8 bits, and the uniform rule must miss it."""
+    sqnr_8 = reference_sqnr(bell_weights(), 8)
+    assert ex.TARGET_DB > sqnr_8
+    fb = ex.grade_bits_for_sqnr(math.ceil(ex.TARGET_DB / 6.0206), bell_weights(), ex.TARGET_DB)
+    assert not fb.correct and "UNIFORM" in fb.message
