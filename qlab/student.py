@@ -15,7 +15,8 @@ Outputs that would give an answer away are cleared (outputs and execution count)
   (``name = None`` before the markers) is checked in a later cell, after cells that show the
   outcome (a sweep, a table, a figure) which the student must predict before running them. All code
   cells from the prediction up to and including the first later cell that calls ``check_...(`` on
-  its answer are cleared.
+  its answer are cleared (a solution cell whose answer no ``check_...(`` call mentions, graded
+  elsewhere as in an nbgrader course, is cleared alone).
 
 Every other cell keeps its outputs, dashboard snapshots and the figures that teach before a
 prediction included, so a copy still reads well without a kernel. (An exercise's answer must
@@ -26,8 +27,8 @@ notebook 7, SQLAlchemy, alembic, Mako and RapidFuzz to the environment, enables 
 extensions and installs the ``@jupyter/nbgrader`` lab extension (Formgrader, Assignment List and
 Courses menus, the Create Assignment toolbar) in every student's JupyterLab unless ``make`` also
 disables them; importing ``nbgrader.preprocessors`` loads the grading database stack; and its
-``ClearSolutions`` leaves the solution's outputs in place. The rule below is the same, so the
-lessons still drop into nbgrader courses unchanged.
+``ClearSolutions`` leaves the solution's outputs in place. The stripping rule below is the same, so
+the lessons still drop into nbgrader courses unchanged.
 
 ``python -m qlab.student [SRC [DST]]`` (``make student``) writes ``DST/NN_*.ipynb`` (default
 ``lessons/``) for every lesson of ``SRC`` (default ``notebooks/``) that has no copy there yet:
