@@ -5,18 +5,30 @@ whose reference solution sits between ``### BEGIN SOLUTION`` and ``### END SOLUT
 student copy replaces that region, markers included, by ``# YOUR CODE HERE`` (indented like the
 ``BEGIN`` line), exactly as nbgrader's ``ClearSolutions`` preprocessor does with that code stub;
 a solution cell without markers becomes the stub alone (a markdown one becomes
-``YOUR ANSWER HERE``). The outputs and execution counts of the solution cells, and of the cells
-that grade an answer (a line starting ``check_...(``, such as a prediction's check after its
-reveal, whose stored "Correct!" would give the reference answer away), are cleared; every other
-cell keeps its outputs, dashboard snapshots included, so a copy still reads well without a kernel.
+``YOUR ANSWER HERE``).
+
+Outputs that would give an answer away are cleared (outputs and execution count) from these code cells:
+
+- every solution cell (its stored "Correct!" follows the reference answer);
+- every cell that grades an answer: a line starting ``check_...(``;
+- every code cell of a *prediction's reveal*: a prediction is a solution cell whose blank answer
+  (``name = None`` before the markers) is checked in a later cell, after cells that show the
+  outcome (a sweep, a table, a figure) which the student must predict before running them. All code
+  cells from the prediction up to and including the first later cell that calls ``check_...(`` on
+  its answer are cleared (a solution cell whose answer no ``check_...(`` call mentions, graded
+  elsewhere as in an nbgrader course, is cleared alone).
+
+Every other cell keeps its outputs, dashboard snapshots and the figures that teach before a
+prediction included, so a copy still reads well without a kernel. (An exercise's answer must
+therefore not be printed outside these cells: that is the lesson's job, checked by its tests.)
 
 Why not nbgrader itself (0.9.6, evaluated): it keeps qlab's pins, but for this one rule it adds
 notebook 7, SQLAlchemy, alembic, Mako and RapidFuzz to the environment, enables four server
 extensions and installs the ``@jupyter/nbgrader`` lab extension (Formgrader, Assignment List and
 Courses menus, the Create Assignment toolbar) in every student's JupyterLab unless ``make`` also
 disables them; importing ``nbgrader.preprocessors`` loads the grading database stack; and its
-``ClearSolutions`` leaves the solution's outputs in place. The rule below is the same, so the
-lessons still drop into nbgrader courses unchanged.
+``ClearSolutions`` leaves the solution's outputs in place. The stripping rule below is the same, so
+the lessons still drop into nbgrader courses unchanged.
 
 ``python -m qlab.student [SRC [DST]]`` (``make student``) writes ``DST/NN_*.ipynb`` (default
 ``lessons/``) for every lesson of ``SRC`` (default ``notebooks/``) that has no copy there yet:
@@ -38,6 +50,8 @@ CODE_STUB = "# YOUR CODE HERE"
 TEXT_STUB = "YOUR ANSWER HERE"
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
 CHECK_CALL = re.compile(r"^check_\w+\(", re.M)
+CHECK_ARGS = re.compile(r"^check_\w+\((.*)\)", re.M)
+BLANK_ANSWER = re.compile(r"^(\w+(?:, \w+)*) = None(?:, None)*$", re.M)
 
 
 def is_solution_cell(cell: nbformat.NotebookNode) -> bool:
@@ -69,10 +83,44 @@ def strip_solution(source: str, stub: str = CODE_STUB) -> tuple[str, bool]:
     return "\n".join(lines), found
 
 
+def answer_names(source: str) -> set[str]:
+    """The names a solution cell leaves blank for the student: ``a = None`` or ``a, b = None, None``
+    lines before its ``BEGIN`` marker."""
+    head = source.split(BEGIN)[0]
+    return {name for m in BLANK_ANSWER.finditer(head) for name in m.group(1).split(", ")}
+
+
+def checks(source: str, names: set[str]) -> bool:
+    """Whether ``source`` has a ``check_...(`` line whose arguments mention every one of ``names``."""
+    return any(names <= set(re.findall(r"\w+", args)) for args in CHECK_ARGS.findall(source))
+
+
+def answer_spans(cells: list[nbformat.NotebookNode]) -> list[tuple[int, int]]:
+    """(first, last) cell index of every code solution cell's answer: the cell alone when it checks its
+    own answer (an exercise) or no ``check_...(`` call mentions it (graded elsewhere, as in an nbgrader
+    course), else up to its check in a later cell (a prediction and its reveal)."""
+    spans = []
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code" or not is_solution_cell(cell):
+            continue
+        names = answer_names(cell.source)
+        later = (j for j in range(i + 1, len(cells)) if cells[j].cell_type == "code" and checks(cells[j].source, names))
+        own = not names or checks(cell.source, names)
+        spans.append((i, i if own else next(later, i)))
+    return spans
+
+
 class ClearSolutions(Preprocessor):
     """nbconvert preprocessor: nbgrader's ClearSolutions rule (code stub ``# YOUR CODE HERE``),
-    plus cleared outputs in solution cells and check cells. A solution region outside a solution
-    cell is an error (nbgrader's ``enforce_metadata``): it would otherwise reach the student unmarked."""
+    plus cleared outputs in solution cells, check cells and predictions' reveals (module doc). A
+    solution region outside a solution cell is an error (nbgrader's ``enforce_metadata``): it would
+    otherwise reach the student unmarked."""
+
+    _reveals: frozenset[int] = frozenset()  # indices of the cells in answer spans, set by preprocess
+
+    def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
+        self._reveals = frozenset(k for first, last in answer_spans(nb.cells) for k in range(first, last + 1))
+        return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell: nbformat.NotebookNode, resources: dict, index: int) -> tuple[nbformat.NotebookNode, dict]:
         stub = CODE_STUB if cell.cell_type == "code" else TEXT_STUB
@@ -82,7 +130,7 @@ class ClearSolutions(Preprocessor):
             raise ValueError(f"cell {index}: solution markers in a cell without nbgrader solution metadata")
         if solution:
             cell.source = source if found else stub
-        if cell.cell_type == "code" and (solution or CHECK_CALL.search(cell.source)):
+        if cell.cell_type == "code" and (solution or index in self._reveals or CHECK_CALL.search(cell.source)):
             cell.outputs, cell.execution_count = [], None
         return cell, resources
 

@@ -27,22 +27,32 @@ import torch
 
 from qlab import metrics
 from qlab.calibration import CALIBRATORS, calibrate
-from qlab.quantizer import QuantSpec, minmax_quantized, quantize_on_range
+from qlab.quantizer import QuantSpec, covered_range, minmax_quantized, quantize_on_range
 
 DB_PER_BIT = 20 * math.log10(2)  # one more bit halves the step: noise power / 4 -> 6.02 dB
 
 
-def grid_spec(bits: int, signed: bool) -> QuantSpec:
-    """The sweeps' grid: narrow symmetric for signed data, affine unsigned otherwise (module doc)."""
-    return QuantSpec(bits, signed=signed, symmetric=signed, narrow=signed)
+def grid_spec(bits: int, signed: bool, symmetric: bool | None = None) -> QuantSpec:
+    """The sweeps' grid: narrow symmetric for signed data, affine unsigned otherwise (module doc).
+
+    ``symmetric`` overrides that choice (default: ``signed``); the range stays narrow only when both hold."""
+    symmetric = signed if symmetric is None else symmetric
+    return QuantSpec(bits, signed=signed, symmetric=symmetric, narrow=signed and symmetric)
+
+
+def grid_steps(bits: int, signed: bool = True, symmetric: bool = True) -> int:
+    """Steps between the first and the last level of the :func:`sqnr_vs_bits` grid, qmax - qmin:
+    2^b - 2 on the narrow symmetric grid (signed, symmetric), 2^b - 1 otherwise."""
+    spec = grid_spec(bits, signed, symmetric)
+    return spec.qmax - spec.qmin
 
 
 def sqnr_vs_bits(x: torch.Tensor, bits_list: Sequence[int], signed: bool = True, symmetric: bool = True) -> list[float]:
-    """SQNR (dB) of min/max quantization of ``x`` at each bit width:
+    """SQNR (dB) of min/max quantization of ``x`` at each bit width, on the :func:`grid_spec` grid:
 
         SQNR_b = 10 log10( sum x^2 / sum (x - Q_b(x))^2 ).
     """
-    specs = [QuantSpec(b, signed, symmetric, narrow=signed and symmetric) for b in bits_list]
+    specs = [grid_spec(b, signed, symmetric) for b in bits_list]
     return [metrics.sqnr_db(x, minmax_quantized(x, spec).x_hat) for spec in specs]
 
 
@@ -58,18 +68,32 @@ def db_per_bit(bits: Sequence[float], sqnr: Sequence[float]) -> float:
     return float((db * ds).sum() / (db**2).sum())
 
 
-def predicted_sqnr_db(bits: Sequence[int], x: torch.Tensor) -> list[float]:
-    """The uniform-noise model of min/max quantization of ``x`` over its range R = max x - min x:
-
-        noise power = s^2 / 12 with s = R / 2^b   =>   SQNR = 6.02 b + 10 log10(12 E[x^2] / R^2).
+def sqnr_offset_db(x: torch.Tensor, symmetric: bool = True) -> float:
+    """The data's offset in the uniform-noise model, 10 log10(12 E[x^2] / R^2) dB, where R is the span of
+    the min/max grid that :func:`sqnr_vs_bits` uses with the same ``symmetric``
+(``qlab.quantizer.covered_range``): 2 max|x| for a symmetric grid, max x - min x (0 included) for an affine one.
 
     A full-scale uniform signal on [-A, A] has E[x^2] = A^2 / 3 = R^2 / 12, so its offset is 0 dB;
-    a bell-shaped tensor has E[x^2] << R^2 / 12 (a high peak-to-RMS ratio), hence a lower line
-    with the same slope.
+    a bell-shaped tensor has E[x^2] << R^2 / 12 (a high peak-to-RMS ratio), hence a negative offset.
     """
+    lo, hi = covered_range(float(x.min()), float(x.max()), symmetric)
     power = float((x.double() ** 2).mean())
-    span = float(x.max() - x.min())
-    return [DB_PER_BIT * b + 10 * math.log10(12 * power / span**2) for b in bits]
+    return 10 * math.log10(12 * power / (hi - lo) ** 2)
+
+
+def predicted_sqnr_db(bits: Sequence[int], x: torch.Tensor, signed: bool = True, symmetric: bool = True) -> list[float]:
+    """The uniform-noise model of the min/max quantization of :func:`sqnr_vs_bits` (same grids):
+    rounding noise of power s^2 / 12 with s = R / n the grid's own step, R its span and
+    n = qmax - qmin its number of steps (2^b - 2 on the narrow symmetric grid, 2^b - 1 on the affine one):
+
+        SQNR = 10 log10( E[x^2] / (s^2 / 12) ) = 20 log10(n) + 10 log10(12 E[x^2] / R^2)
+             ~ 6.02 b + :func:`sqnr_offset_db`   (n ~ 2^b).
+
+    The exact step count matters at low bit widths: 2^b - 2 steps shrink by more than 2x per bit, so
+    between 4 and 8 bits the narrow grid gains 20 log10(254 / 14) = 25.17 dB, not 4 x 6.02 = 24.08 dB.
+    """
+    offset = sqnr_offset_db(x, symmetric)
+    return [20 * math.log10(grid_steps(b, signed, symmetric)) + offset for b in bits]
 
 
 def threshold_range(threshold: float, signed: bool) -> tuple[float, float]:
@@ -90,8 +114,9 @@ class ErrorSplit:
         return self.clipping + self.rounding
 
 
-def clip_rounding_error(x: torch.Tensor, threshold: float, bits: int, signed: bool = True) -> ErrorSplit:
-    """Split MSE(x, Q(x)) for the :func:`grid_spec` grid on :func:`threshold_range`.
+def clip_rounding_error(x: torch.Tensor, threshold: float, bits: int, signed: bool = True,
+                        symmetric: bool | None = None) -> ErrorSplit:
+    """Split MSE(x, Q(x)) for the :func:`grid_spec` grid (``symmetric`` as there) on :func:`threshold_range`.
 
     With e_i = Q(x_i) - x_i, N values and C the set of values outside [lo, hi] (the requested
     range itself: a value equal to t is inside even when the top level (qmax - z) * s is
@@ -104,7 +129,7 @@ def clip_rounding_error(x: torch.Tensor, threshold: float, bits: int, signed: bo
     grows as t^2 (s is proportional to t). Their sum has a sweet spot in between.
     """
     lo, hi = threshold_range(threshold, signed)
-    q = quantize_on_range(x, lo, hi, grid_spec(bits, signed))
+    q = quantize_on_range(x, lo, hi, grid_spec(bits, signed, symmetric))
     sq = (q.x_hat - x) ** 2
     clipped = q.clipped(x)
     n, total = x.numel(), float(sq.sum(dtype=torch.float64))

@@ -18,6 +18,10 @@ def reference_sqnr(x: torch.Tensor, bits: int) -> float:
     return 10 * math.log10(float((x.double() ** 2).sum() / ((x - x_hat).double() ** 2).sum()))
 
 
+MEASURED_8 = 38.8
+"""A measured SQNR at 8 bits for the unit tests of exercise 1's feedback."""
+
+
 @pytest.fixture(scope="module")
 def gauss() -> torch.Tensor:
     return 0.1 * torch.randn(20_000, generator=torch.Generator().manual_seed(0))
@@ -25,11 +29,11 @@ def gauss() -> torch.Tensor:
 
 def test_sqnr_prediction_correct_and_hints() -> None:
     s4 = 13.6
-    assert ex.grade_sqnr_prediction(s4 + 4 * 20 * math.log10(2), s4, 4, 8).correct
+    assert ex.grade_sqnr_prediction(s4 + 4 * 20 * math.log10(2), s4, 4, 8, MEASURED_8).correct
     cases = [(s4 + 4 * 3.0103, "AMPLITUDE"), (2 * s4, "Decibels add"), (s4 + 6.0206, "one extra bit"),
              (4 * 6.0206, "only the gain"), (0.0, "20 log10(2) dB for each")]
     for value, hint in cases:
-        fb = ex.grade_sqnr_prediction(value, s4, 4, 8)
+        fb = ex.grade_sqnr_prediction(value, s4, 4, 8, MEASURED_8)
         assert not fb.correct and hint in fb.message, (hint, fb.message)
 
 
@@ -74,9 +78,9 @@ def test_sqnr_prediction_accepts_the_rule_of_thumb() -> None:
     tol = ex.prediction_tolerance_db(4, 8)
     assert 4 * 0.0206 < tol < 0.2
     for answer in (s4 + 4 * 6, 13.6 + 4 * 6, round(exact, 1)):
-        assert ex.grade_sqnr_prediction(answer, s4, 4, 8).correct, answer
-    assert not ex.grade_sqnr_prediction(exact - 1.05 * tol, s4, 4, 8).correct
-    assert not ex.grade_sqnr_prediction(s4 + 4 * 3, s4, 4, 8).correct, "the 3 dB/bit slip with round numbers"
+        assert ex.grade_sqnr_prediction(answer, s4, 4, 8, MEASURED_8).correct, answer
+    assert not ex.grade_sqnr_prediction(exact - 1.05 * tol, s4, 4, 8, MEASURED_8).correct
+    assert not ex.grade_sqnr_prediction(s4 + 4 * 3, s4, 4, 8, MEASURED_8).correct, "the 3 dB/bit slip with round numbers"
 
 
 def test_checks_take_only_the_answer(capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,3 +120,42 @@ def test_activations_prediction_check_measures_the_lesson_tensors(capsys: pytest
     expected = "higher" if acts_db > reference_sqnr(bell_weights(), ex.COMPARE_BITS) else "lower"
     ex.check_activations_prediction(expected)
     assert capsys.readouterr().out.startswith("Correct!")
+
+
+def test_sqnr_prediction_feedback_compares_with_the_measurement(capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Correct!" message gives the value measured at 8 bits and why it beats the 6.02 dB rule: the
+    narrow grid has 2^b - 2 steps, 14 at 4 bits and 254 at 8 bits, a gain of 20 log10(254 / 14) = 25.17 dB."""
+    fb = ex.grade_sqnr_prediction(13.63 + 4 * 20 * math.log10(2), 13.63, 4, 8, MEASURED_8)
+    assert fb.correct and "measures 38.80 dB, 1.1 dB more" in fb.message
+    assert "254/14 = 18.1x rather than 16x" in fb.message and "25.17 dB instead of 24.08 dB" in fb.message
+    measured = reference_sqnr(bell_weights(), ex.PREDICT_TO_BITS)
+    ex.check_sqnr_prediction(reference_sqnr(bell_weights(), ex.PREDICT_FROM_BITS) + 4 * 6)
+    assert f"measures {measured:.2f} dB" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer", ["37.7", " 37.7 ", b"37.7", {"sqnr": 37.7}, "seven"])
+def test_sqnr_prediction_text_answer_asks_for_a_number(answer: object) -> None:
+    fb = ex.grade_sqnr_prediction(answer, 13.63, 4, 8, MEASURED_8)  # type: ignore[arg-type]
+    assert not fb.correct and fb.message.startswith("Give a number")
+
+
+@pytest.mark.parametrize("answer", ["7", "seven", ["7"]])
+def test_bits_for_sqnr_text_answer_asks_for_a_number(gauss: torch.Tensor, answer: object) -> None:
+    fb = ex.grade_bits_for_sqnr(answer, gauss, 30.0)  # type: ignore[arg-type]
+    assert not fb.correct and fb.message.startswith("Give a number")
+
+
+def test_checks_print_give_a_number_for_text(capsys: pytest.CaptureFixture[str]) -> None:
+    ex.check_sqnr_prediction("37.7")  # type: ignore[arg-type]
+    ex.check_bits_for_sqnr("7")  # type: ignore[arg-type]
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all(line.startswith("Give a number, not the text") for line in out)
+
+
+def test_bits_for_sqnr_answer_is_not_in_the_section_2_table() -> None:
+    """Regression: at 30 dB the answer (7 bits) was a row of the lesson's 2-to-8-bit table; the target
+    must need more than 8 bits, and the uniform rule must miss it."""
+    sqnr_8 = reference_sqnr(bell_weights(), 8)
+    assert ex.TARGET_DB > sqnr_8
+    fb = ex.grade_bits_for_sqnr(math.ceil(ex.TARGET_DB / 6.0206), bell_weights(), ex.TARGET_DB)
+    assert not fb.correct and "UNIFORM" in fb.message

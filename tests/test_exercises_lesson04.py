@@ -74,8 +74,8 @@ def test_best_threshold_check_uses_the_lesson_candidates(capsys: pytest.CaptureF
 
 
 def test_error_split_inside_only_average_is_caught_on_the_lesson_tensor() -> None:
-    """On the lesson's tensor only ~0.01% of the values are clipped: averaging the rounding part
-    over the inside values changes it by ~1e-4 relative, which must not pass as correct."""
+    """On the lesson's tensor only ~0.1% of the values are clipped: averaging the rounding part
+    over the inside values changes it by ~1e-3 relative, which must not pass as correct."""
     x = tail_activations()
     t = sweeps.percentile_of_abs(x, ex.SPLIT_PERCENTILE)
     err2, clipped = reference_error(x, t, ex.BITS)
@@ -134,3 +134,56 @@ def test_calibrator_prediction_check_measures_the_lesson_tensor(capsys: pytest.C
            for name, t in (("minmax", float(x.max())), ("percentile", t_percentile))}
     ex.check_calibrator_prediction(min(mse, key=mse.__getitem__))
     assert capsys.readouterr().out.startswith("Correct!")
+
+
+def test_error_split_symmetric_grid_slip(tail: torch.Tensor) -> None:
+    """QuantSpec(bits, signed=False) is symmetric by default: codes 0..15 with zero-point 8 and step t/7.
+    Its rounding part gets its own hint, not the generic "sum over the values inside" one."""
+    t = 2.0
+    err2, clipped = reference_error(tail, t, 4)
+    x_hat = torch.fake_quantize_per_tensor_affine(tail, t / 7, 8, 0, 15)
+    sym2 = (x_hat - tail).double() ** 2
+    n = tail.numel()
+    fb = ex.grade_error_split(float(err2[clipped].sum()) / n, float(sym2[~clipped].sum()) / n, tail, t, 4, signed=False)
+    assert not fb.correct and "symmetric=False" in fb.message and "step t/15" in fb.message
+
+
+def test_error_split_answer_is_not_printed_earlier() -> None:
+    """Section 2 of the lesson prints the split at the 99.99th percentile; copying it must not pass."""
+    x = tail_activations()
+    assert ex.SPLIT_PERCENTILE != 99.99
+    printed = sweeps.clip_rounding_error(x, sweeps.percentile_of_abs(x, 99.99), ex.BITS, signed=False)
+    t = sweeps.percentile_of_abs(x, ex.SPLIT_PERCENTILE)
+    assert not ex.grade_error_split(printed.clipping, printed.rounding, x, t, ex.BITS, signed=False).correct
+
+
+@pytest.mark.parametrize(("answers", "text"), [(("1e-3", 2e-3), "'1e-3'"), ((1e-3, "2e-3"), "'2e-3'"), ((1e-3, {}), "dict")])
+def test_error_split_text_answers_ask_for_a_number(tail: torch.Tensor, answers: tuple[object, object], text: str) -> None:
+    fb = ex.grade_error_split(*answers, tail, 2.0, 4, signed=False)  # type: ignore[arg-type]
+    assert not fb.correct and fb.message.startswith("Give a number") and text in fb.message
+
+
+def test_best_threshold_slips_of_the_lesson_setup() -> None:
+    """Candidates k/20 * max x: k itself, the fraction k/20, a t off the candidates (section 2's finer
+    sweet spot) and text each get their hint; the chosen t read to three significant figures passes."""
+    x = tail_activations()
+    amax = float(x.max())
+    candidates = ex.CANDIDATE_FRACTIONS * amax
+    totals = [float(reference_error(x, t, ex.BITS)[0].mean()) for t in candidates]
+    k = int(np.argmin(totals)) + 1
+    best = candidates[k - 1]
+    grade = lambda answer: ex.grade_best_threshold(answer, x, candidates, ex.BITS, signed=False)  # noqa: E731
+    assert grade(best).correct and grade(float(f"{best:.3g}")).correct
+    finer = np.arange(2, 51) / 50 * amax  # the sweep of section 2
+    fine_best = finer[int(np.argmin([float(reference_error(x, t, ex.BITS)[0].mean()) for t in finer]))]
+    assert not any(np.isclose(fine_best, candidates, rtol=ex.BEST_REL_TOL))
+    cases = [(k, "That is k"), (k / 20, "t / max|x|"), (fine_best, "not one of the candidates"),
+             (candidates[k + 2], "smallest"), (str(best), "Give a number")]
+    for value, hint in cases:
+        fb = grade(value)
+        assert not fb.correct and hint in fb.message, (value, fb.message)
+
+
+def test_best_threshold_tolerance_separates_neighbours() -> None:
+    """0.5% is well below the 5% gap between neighbouring candidates, even at the largest k."""
+    assert ex.BEST_REL_TOL < (ex.CANDIDATE_FRACTIONS[-1] - ex.CANDIDATE_FRACTIONS[-2]) / ex.CANDIDATE_FRACTIONS[-1] / 5

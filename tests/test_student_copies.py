@@ -74,6 +74,53 @@ def test_solution_cell_outputs_cleared_other_outputs_kept():
     assert nb.cells[1].source.count("x = 42") == 1 and nb.cells[1].outputs, "the source notebook is left unchanged"
 
 
+def output_cell(source: str, text: str) -> nbformat.NotebookNode:
+    c = cell(source, solution=False)
+    c.outputs = [nbformat.v4.new_output("stream", text=text)]
+    c.execution_count = 1
+    return c
+
+
+def test_a_predictions_reveal_is_cleared_up_to_its_check():
+    """Regression: the sweep and the table between a prediction and its check kept their outputs, so
+    the answer was on the page before the student committed to a guess."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        output_cell("plot_histogram(w)", "a figure that teaches"),
+        cell("# Prediction: higher or lower?\nmy_prediction = None\n### BEGIN SOLUTION\nmy_prediction = 'higher'\n### END SOLUTION"),
+        output_cell("curves = sweep()", "the figure that answers"),
+        cell("What the table shows", solution=False, cell_type="markdown"),
+        output_cell("print_table(rows)", "40.00 against 38.79"),
+        output_cell("check_activations_prediction(my_prediction)", "Correct!"),
+        output_cell("print(curves)", "after the check"),
+        cell("# Exercise 1: x\nmy_x = None\n### BEGIN SOLUTION\nmy_x = 1\n### END SOLUTION\ncheck_x(my_x)"),
+        output_cell("print(2)", "after an exercise"),
+    ]
+    assert student.answer_spans(nb.cells) == [(1, 5), (7, 7)]
+    copy = student.student_copy(nb)
+    kept = [i for i, c in enumerate(copy.cells) if c.cell_type == "code" and c.outputs]
+    assert kept == [0, 6, 8]
+    assert all(copy.cells[i].execution_count is None for i in (1, 2, 4, 5, 7))
+    assert copy.cells[3] == nb.cells[3]
+
+
+def test_answer_names_and_checks():
+    source = "# Exercise\nmy_clip, my_round = None, None\n### BEGIN SOLUTION\nmy_clip = 1\n### END SOLUTION\ncheck_split(my_clip, my_round)"
+    assert student.answer_names(source) == {"my_clip", "my_round"}
+    assert student.checks(source, {"my_clip", "my_round"})
+    assert not student.checks("check_split(my_clip)", {"my_clip", "my_round"})
+    assert not student.checks("print(check_split(my_clip, my_round))", {"my_clip"}), "a check is a line of its own"
+
+
+def test_an_answer_no_check_mentions_is_cleared_alone():
+    """A solution cell graded elsewhere (an nbgrader test cell, no ``check_`` call): only that cell is cleared."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell("my_answer = None\n### BEGIN SOLUTION\nmy_answer = 'a'\n### END SOLUTION"),
+                output_cell("print(my_answer)", "a"), output_cell("check_other(other)", "x")]
+    assert student.answer_spans(nb.cells) == [(0, 0)]
+    assert student.student_copy(nb).cells[1].outputs == nb.cells[1].outputs
+
+
 def test_markers_outside_a_solution_cell_raise():
     nb = nbformat.v4.new_notebook()
     nb.cells = [cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", solution=False)]
@@ -149,13 +196,44 @@ def test_student_copy_has_no_solution_code(lesson):
     sources = "\n".join(c.source for c in copy.cells)
     for line in distinctive:
         assert line not in sources, f"reference solution line left in the student copy: {line!r}"
-    for original, stripped in zip(lesson.cells, copy.cells):
+    reveals = {k for first, last in student.answer_spans(lesson.cells) for k in range(first, last + 1)}
+    for index, (original, stripped) in enumerate(zip(lesson.cells, copy.cells)):
         if student.is_solution_cell(original):
             assert stripped.outputs == [] and student.CODE_STUB in stripped.source
         elif student.CHECK_CALL.search(original.source):
             assert stripped.source == original.source and stripped.outputs == [], "no stored feedback on the reference answer"
+        elif index in reveals and original.cell_type == "code":
+            assert stripped.source == original.source and stripped.outputs == [], "no stored reveal before the prediction"
         else:
             assert stripped == original, "other cells are copied unchanged, outputs (dashboard snapshots) included"
+
+
+def test_every_lesson_has_a_prediction_whose_reveal_is_cleared(lesson):
+    """Each lesson's prediction is checked after its reveal: every code cell from the prediction to
+    its check has no stored output in the copy, and the cells before it keep theirs."""
+    spans = student.answer_spans(lesson.cells)
+    predictions = [(first, last) for first, last in spans if last > first]
+    assert predictions, "a lesson has at least one prediction, checked after its reveal"
+    copy = student.student_copy(lesson)
+    for first, last in predictions:
+        revealed = [c for c in copy.cells[first:last + 1] if c.cell_type == "code"]
+        assert len(revealed) >= 3 and all(c.outputs == [] for c in revealed), "prediction, reveal(s) and check"
+    outputs_before = [c.outputs for c in copy.cells[:predictions[0][0]] if c.cell_type == "code"]
+    assert any(outputs_before), "cells before the first prediction keep their outputs"
+
+
+@pytest.mark.parametrize(("name", "answers"), [
+    ("03_bit_width.ipynb", ["SQNR at 8 bits", "model at 8 bits"]),  # the table that answers "higher"
+    ("04_range_choice.ipynb", ["calibrator           range"]),  # the calibrator table that answers "minmax"
+])
+def test_prediction_answers_are_not_in_the_copy(name, answers):
+    """Regression: the sweep and tables that answer lessons 03 and 04's predictions were stored in the copy."""
+    source = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    original, copied = (nbformat.writes(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(outputs=c.outputs) for c in nb.cells if c.cell_type == "code"]))
+        for nb in (source, student.student_copy(source)))
+    for text in answers:
+        assert text in original and text not in copied, text
 
 
 @pytest.mark.slow

@@ -68,7 +68,7 @@ def test_uniform_data_gains_6_02_db_per_bit(gen: torch.Generator) -> None:
     bits = list(range(6, 13))
     sqnr = sweeps.sqnr_vs_bits(u, bits)
     assert sweeps.db_per_bit(bits, sqnr) == pytest.approx(sweeps.DB_PER_BIT, abs=0.05)
-    assert sweeps.predicted_sqnr_db([8], u)[0] == pytest.approx(8 * sweeps.DB_PER_BIT, abs=0.05)
+    assert sweeps.predicted_sqnr_db([8], u)[0] == pytest.approx(20 * math.log10(254), abs=0.05)  # offset ~0 dB
     assert sweeps.DB_PER_BIT == pytest.approx(6.0206, abs=1e-4)
 
 
@@ -76,6 +76,35 @@ def test_bell_shaped_data_has_lower_offset(bell: torch.Tensor) -> None:
     predicted = sweeps.predicted_sqnr_db([10], bell)[0]
     assert predicted < 10 * sweeps.DB_PER_BIT - 3
     assert sweeps.sqnr_vs_bits(bell, [10])[0] == pytest.approx(predicted, abs=1.0)
+
+
+def test_model_uses_the_span_and_the_steps_of_the_grid_used() -> None:
+    """Regression: R was max x - min x even for the symmetric grid, whose span is 2 max|x|, and the step
+    R / 2^b, where the narrow grid has 2^b - 2 steps. The model must be E[x^2] / (s^2 / 12) with the grid's own s."""
+    x = torch.tensor([-0.5, -0.1, 0.0, 0.2, 0.3])  # min/max span 0.8, symmetric span 1.0
+    power = float((x.double() ** 2).mean())
+    for bits, signed, symmetric, span, steps in ((4, True, True, 1.0, 14), (4, True, False, 0.8, 15), (8, True, True, 1.0, 254)):
+        s = span / steps
+        model = sweeps.predicted_sqnr_db([bits], x, signed=signed, symmetric=symmetric)[0]
+        assert model == pytest.approx(10 * math.log10(power / (s**2 / 12)), rel=1e-6)
+        assert sweeps.grid_steps(bits, signed, symmetric) == steps
+    assert sweeps.sqnr_offset_db(x) == pytest.approx(10 * math.log10(12 * power / 1.0**2), rel=1e-6)
+    assert sweeps.sqnr_offset_db(torch.relu(x), symmetric=False) == pytest.approx(
+        10 * math.log10(12 * float((torch.relu(x).double() ** 2).mean()) / 0.3**2), rel=1e-6)
+
+
+@pytest.mark.parametrize(("signed", "symmetric"), [(True, True), (True, False), (False, False)])
+def test_model_matches_the_measured_sqnr_and_slope(bell: torch.Tensor, signed: bool, symmetric: bool) -> None:
+    """Bell-shaped data without exact zeros: the model tracks the measurement at every bit width from 4 on
+    (within 0.1 dB), and so does its slope, which exceeds 20 log10 2 on the narrow grid (2^b - 2 steps)."""
+    x = bell if signed else bell.abs()
+    bits = list(range(4, 13))
+    measured = sweeps.sqnr_vs_bits(x, bits, signed, symmetric)
+    model = sweeps.predicted_sqnr_db(bits, x, signed, symmetric)
+    np.testing.assert_allclose(model, measured, atol=0.1)
+    assert sweeps.db_per_bit(bits, model) == pytest.approx(sweeps.db_per_bit(bits, measured), abs=0.02)
+    if signed and symmetric:
+        assert sweeps.db_per_bit(bits, model) > sweeps.DB_PER_BIT + 0.1
 
 
 def test_db_per_bit_is_least_squares_slope() -> None:
