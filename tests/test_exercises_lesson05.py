@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,15 +54,39 @@ def test_per_channel_scales_correct_and_hints(capsys: pytest.CaptureFixture[str]
 
 
 def test_sqnr_gain_correct_and_hints(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (ex.LAYER, ex.GAIN_BITS) == ("block1_dw_conv", 3)
     unfolded, w = torch_folded()
-    gain = torch_gain(w, 4)
+    gain = torch_gain(w, 3)
     assert gain > 6, "per channel buys at least a bit on the first depthwise layer"
-    assert ex.grade_sqnr_gain(gain, "block1_dw_conv", 4).correct
-    ex.check_sqnr_gain(gain)
-    assert capsys.readouterr().out.startswith("Correct!")
-    for answer, hint in [(-gain, "sign is flipped"), (torch_gain(unfolded, 4), "before BN folding"), (torch_gain(w, 8), "at 8 bits"), (100.0, "subtract")]:
-        fb = ex.grade_sqnr_gain(answer, "block1_dw_conv", 4)
+    assert ex.grade_sqnr_gain(gain, "block1_dw_conv", 3).correct
+    for answer in (gain, round(gain, 1), round(gain, 2), torch.tensor(gain)):  # rounded to 0.1 dB passes too
+        ex.check_sqnr_gain(answer)
+        assert capsys.readouterr().out.startswith("Correct!"), answer
+    cases = [(-gain, "sign is flipped"), (torch_gain(unfolded, 3), "before BN folding"), (torch_gain(w, 4), "at 4 bits"),
+             (round(torch_gain(w, 4), 1), "at 4 bits"), (torch_gain(w, 8), "at 8 bits"), (gain + 0.2, "subtract"), (100.0, "subtract")]
+    for answer, hint in cases:
+        fb = ex.grade_sqnr_gain(answer, "block1_dw_conv", 3)
         assert not fb.correct and hint in fb.message, (hint, fb.message)
+
+
+def test_sqnr_gain_tolerance_is_the_printed_precision() -> None:
+    _, w = torch_folded()
+    gain = torch_gain(w, 3)
+    assert ex.GAIN_TOL_DB == 0.05
+    assert ex.grade_sqnr_gain(gain + 0.049, "block1_dw_conv", 3).correct
+    assert not ex.grade_sqnr_gain(gain + 0.06, "block1_dw_conv", 3).correct
+
+
+def test_sqnr_gain_answer_is_not_printed_before_the_exercise() -> None:
+    """Section 2 prints the 4-bit gains with one decimal; the exercise's gain must not appear above it."""
+    _, w = torch_folded()
+    gain = torch_gain(w, ex.GAIN_BITS)
+    cells = json.loads((Path(__file__).parents[1] / "notebooks" / "05_per_channel.ipynb").read_text())["cells"]
+    exercise = next(i for i, c in enumerate(cells) if "check_sqnr_gain(my_gain)" in "".join(c["source"]))
+    shown = " ".join("".join(c["source"]) + json.dumps(c.get("outputs", [])) for c in cells[:exercise])
+    assert "block1_dw_conv 10.4" in shown, "section 2 prints the 4-bit gain of the layer"
+    for text in {f"{gain:.1f}", f"{gain:.2f}"}:
+        assert not re.search(rf"(?<![\d.]){re.escape(text)}(?!\d)", shown), text
 
 
 def test_other_layer() -> None:
@@ -72,6 +99,12 @@ def test_blank_answers_are_not_answered_yet(capsys: pytest.CaptureFixture[str]) 
     for check in (ex.check_per_channel_scales, ex.check_sqnr_gain, ex.check_collapse_prediction):
         check(None)
         assert capsys.readouterr().out.startswith("Not answered yet"), check.__name__
+
+
+def test_text_answers_ask_for_a_number(capsys: pytest.CaptureFixture[str]) -> None:
+    for check, answer in [(ex.check_per_channel_scales, "0.1"), (ex.check_per_channel_scales, ["0.1"] * 16), (ex.check_sqnr_gain, "9.64")]:
+        check(answer)
+        assert capsys.readouterr().out.startswith("Give a number, not text"), (check.__name__, answer)
 
 
 def test_swapped_sqnr_arguments_get_their_hint() -> None:
@@ -101,7 +134,7 @@ def test_collapse_prediction_options_follow_the_measured_drop() -> None:
     assert ex.collapse_option(59.9) == "more than 10 points"
     assert ex.grade_collapse_prediction("More than 10 points ", 90.2, 30.35).correct
     wrong = ex.grade_collapse_prediction("under 1 point", 90.2, 30.35)
-    assert not wrong.correct and "drop of 59.85 points" in wrong.message
+    assert not wrong.correct and "drop of 59.85 points" in wrong.message and "one code or none" in wrong.message
     assert ex.grade_collapse_prediction("1 to 10 points", 90.2, 87.14).correct
     assert "Not one of the options" in ex.grade_collapse_prediction("a lot", 90.2, 30.35).message
 

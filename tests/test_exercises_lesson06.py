@@ -30,7 +30,10 @@ def test_model_size_correct_and_hints(capsys: pytest.CaptureFixture[str]) -> Non
     assert fb.correct and f"{answer} bytes against {fp32} for FP32" in fb.message
     ex.check_model_size(answer)
     assert capsys.readouterr().out.startswith("Correct!")
-    cases = [(answer - 4 * scales, "forgot the scales"), (weights + biases // 2 + 4 * scales, "stay 32-bit"),
+    assert biases == scales == 394, "the mlp: one bias and one scale per output channel"
+    left_out = "You left out the 32-bit biases or the 32-bit per-channel scales (394 of each here)."
+    cases = [(answer - 4 * scales, left_out), (weights + 4 * scales, left_out), (weights + 4 * biases, left_out),
+             (weights + biases // 2 + 4 * scales, "stay 32-bit"),
              (fp32 // 8, "ignores the 32-bit"), (8 * answer, "in bytes"), (1, "Sum over layers")]
     for value, hint in cases:
         fb = ex.grade_model_size(value, "mlp", 4)
@@ -60,6 +63,23 @@ def test_blank_answers_are_not_answered_yet(capsys: pytest.CaptureFixture[str]) 
     for check in (ex.check_model_size, ex.check_accuracy_drop):
         check(None)
         assert capsys.readouterr().out.startswith("Not answered yet"), check.__name__
+
+
+def test_text_answers_ask_for_a_number(capsys: pytest.CaptureFixture[str]) -> None:
+    for check, answer in [(ex.check_model_size, "120528"), (ex.check_accuracy_drop, "0.31")]:
+        check(answer)
+        assert capsys.readouterr().out.startswith("Give a number, not text"), check.__name__
+
+
+def test_drop_verdict_follows_the_stated_rule() -> None:
+    """Within one standard error: a tie; up to two: on the edge; beyond: clear."""
+    assert "a tie with FP32" in ex.drop_verdict(0.30, 0.30)
+    assert "a tie with FP32" in ex.drop_verdict(-0.2, 0.30)
+    edge = ex.drop_verdict(0.31, 0.30)
+    assert edge.startswith("1.0 standard errors (±0.30 points)") and "on the edge" in edge
+    assert "on the edge" in ex.drop_verdict(0.60, 0.30)
+    clear = ex.drop_verdict(0.61, 0.30)
+    assert clear.startswith("2.0 standard errors") and "clearly more" in clear
     assert ex.grade_calibrator_prediction(None, {"minmax": 0.45, "mse": 0.76}).message.startswith("Not answered yet")
 
 
@@ -68,6 +88,8 @@ def test_calibrator_prediction_grades_the_measured_winner() -> None:
     assert ex.grade_calibrator_prediction(" MSE", accuracy).correct
     wrong = ex.grade_calibrator_prediction("entropy", accuracy)
     assert not wrong.correct and "entropy reaches 52.81%, mse 76.18%" in wrong.message
+    histogram = ex.grade_calibrator_prediction("histogram", {**accuracy, "histogram": 0.5337})
+    assert not histogram.correct and "histogram reaches 53.37%, mse 76.18%. histogram trims the range greedily" in histogram.message
     assert "Not one of the options" in ex.grade_calibrator_prediction("kl", accuracy).message
     with pytest.raises(ValueError, match="no single winner"):
         ex.grade_calibrator_prediction("mse", {"minmax": 0.901, "mse": 0.902})

@@ -13,6 +13,8 @@ REL_TOL = 1e-3
 
 NOT_ANSWERED = "Not answered yet: replace the None in your answer cell with your answer, run that cell, then this check again."
 
+NOT_A_NUMBER = "Give a number, not text: write your answer without quotes (a number, a list of numbers or a tensor)."
+
 
 @dataclass(frozen=True)
 class Feedback:
@@ -40,25 +42,36 @@ def number_expected(*answers: Any) -> Feedback | None:
     return None
 
 
-def close(answer: Any, expected: Any, rel_tol: float = REL_TOL) -> bool:
+def unusable(answer: Any) -> Feedback | None:
+    """The feedback for an answer that cannot be graded as numbers, else None: ``None`` (the blank
+    student cell) is "not answered yet", text (e.g. ``"10.4"``) is "give a number", never an error."""
+    if answer is None:
+        return Feedback(False, NOT_ANSWERED)
+    if number_expected(answer) is not None:
+        return Feedback(False, NOT_A_NUMBER)
+    return None
+
+
+def close(answer: Any, expected: Any, rel_tol: float = REL_TOL, abs_tol: float = 1e-9) -> bool:
     """Element-wise ``math.isclose`` of numbers or equal-length sequences (tensors allowed)."""
     a = torch.as_tensor(answer, dtype=torch.float64).flatten().tolist()
     e = torch.as_tensor(expected, dtype=torch.float64).flatten().tolist()
-    return len(a) == len(e) and all(math.isclose(x, y, rel_tol=rel_tol, abs_tol=1e-9) for x, y in zip(a, e))
+    return len(a) == len(e) and all(math.isclose(x, y, rel_tol=rel_tol, abs_tol=abs_tol) for x, y in zip(a, e))
 
 
 def grade(answer: Any, expected: Any, explanation: str, slips: Sequence[tuple[Any, str]], fallback: str,
-          rel_tol: float = REL_TOL) -> Feedback:
-    """Correct if ``answer`` matches ``expected`` within ``rel_tol``; else the hint of the first matching slip.
+          rel_tol: float = REL_TOL, abs_tol: float = 1e-9) -> Feedback:
+    """Correct if ``answer`` matches ``expected`` within ``rel_tol`` or ``abs_tol``; else the hint of
+    the first matching slip (same tolerances).
 
-    ``None`` (the blank student cell) is "not answered yet", never an error: a student copy runs
-    from top to bottom before any exercise is solved."""
-    if answer is None:
-        return Feedback(False, NOT_ANSWERED)
-    if close(answer, expected, rel_tol):
+    ``None`` and text answers get their message from ``unusable``, never an error: a student copy
+    runs from top to bottom before any exercise is solved."""
+    if (blank := unusable(answer)) is not None:
+        return blank
+    if close(answer, expected, rel_tol, abs_tol):
         return Feedback(True, f"Correct! {explanation}")
     for wrong, hint in slips:
-        if close(answer, wrong, rel_tol):
+        if close(answer, wrong, rel_tol, abs_tol):
             return Feedback(False, f"Not quite. {hint}")
     return Feedback(False, f"Not quite. {fallback}")
 
@@ -71,9 +84,9 @@ def _as_ints(answer: Any) -> tuple[int, ...] | None:
 
 def grade_exact(answer: Any, expected: Sequence[int], explanation: str, slips: Sequence[tuple[Sequence[int], str]], fallback: str) -> Feedback:
     """Integer answers compared exactly: correct, or the hint of the first slip the answer equals
-    (``None``: not answered yet)."""
-    if answer is None:
-        return Feedback(False, NOT_ANSWERED)
+    (``None`` and text: ``unusable``)."""
+    if (blank := unusable(answer)) is not None:
+        return blank
     got = _as_ints(answer)
     if got == tuple(expected):
         return Feedback(True, f"Correct! {explanation}")

@@ -28,13 +28,14 @@ def grade_model_size(n_bytes: int | None, model: str, bits: int) -> Feedback:
     """Bytes of ``model`` with per-channel symmetric ``bits``-bit weights (``qlab.report.model_size``)."""
     layers = [layer for _, layer in weighted_layers(load_pretrained(model))]
     fp32, expected = model_size(quantize_model(load_pretrained(model), bits).report)
-    scales = sum(layer.weight.shape[0] * 4 for layer in layers)
+    channels = sum(layer.weight.shape[0] for layer in layers)
     biases = sum(layer.bias.numel() for layer in layers)
     return grade_exact(
         n_bytes, (expected,),
         f"{expected} bytes against {fp32} for FP32: {fp32 / expected:.2f}x smaller, less than 32/{bits} = {32 / bits:g}x "
         "because biases stay 32-bit and every channel stores a 32-bit scale.",
-        [((expected - scales,), "You forgot the scales: one 32-bit scale per output channel is stored with the weights."),
+        # one bias and one scale per output channel: leaving out either gives the same number
+        [((expected - 4 * channels,), f"You left out the 32-bit biases or the 32-bit per-channel scales ({channels} of each here)."),
          ((expected - biases * 4 + -(-biases * bits // 8),), "Biases are not quantized to the weight bits: they stay 32-bit (int32 in integer inference)."),
          ((fp32 * bits // 32,), f"Dividing the FP32 size by 32/{bits} ignores the 32-bit biases and scales."),
          ((8 * expected,), "That is the size in bits; give it in bytes."),
@@ -53,6 +54,19 @@ def _w8a8_accuracy(model: str, granularity: str) -> float:
     return shared_session().run(model, weight_bits=8, act_bits=8, granularity=granularity, calibrator="minmax").accuracy
 
 
+def drop_verdict(points: float, noise: float) -> str:
+    """What an accuracy drop of ``points`` means next to the test set's ``noise`` (one standard error,
+    in points), by the rule lesson 06 states: within one standard error a tie, up to two measurable
+    but only just, beyond that clear."""
+    ratio = f"{points / noise:.1f} standard errors (±{noise:.2f} points)"
+    if within_noise(points, 0.0, noise):
+        return f"within the test set's noise (±{noise:.2f} points): a tie with FP32 by this course's rule."
+    if abs(points) <= 2 * noise:
+        return (f"{ratio}: on the edge of this course's rule (a tie is within one standard error), so measurable "
+                "but only just, and tiny next to the collapse at 4 bits.")
+    return f"{ratio}: clearly more than the test set's noise."
+
+
 def grade_accuracy_drop(points: float | None, model: str, granularity: str) -> Feedback:
     """W8A8 (min/max static) accuracy drop in percentage points against FP32 on the test set, and
     whether it stands out from the test set's noise (one standard error, ``qlab.metrics.accuracy_stderr``)."""
@@ -62,12 +76,7 @@ def grade_accuracy_drop(points: float | None, model: str, granularity: str) -> F
         return 100 * (fp32 - _w8a8_accuracy(model, g))
 
     expected = drop(granularity)
-    noise = 100 * metrics.accuracy_stderr(fp32, TEST_IMAGES)
-    if within_noise(expected, 0.0, noise):
-        verdict = f"within the test set's noise (±{noise:.2f} points): a tie with FP32 by this course's rule."
-    else:
-        verdict = (f"{expected / noise:.1f} standard errors (±{noise:.2f} points): just measurable, "
-                   "and tiny next to the collapse at 4 bits.")
+    verdict = drop_verdict(expected, 100 * metrics.accuracy_stderr(fp32, TEST_IMAGES))
     other = "per_channel" if granularity == "per_tensor" else "per_tensor"
     return grade(
         points, expected,
@@ -101,6 +110,8 @@ def grade_calibrator_prediction(prediction: str | None, accuracy: Mapping[str, f
         "percentile": "percentile clips at the 99.99th percentile of |x| whatever the bit width (lesson 04).",
         "entropy": "entropy clips the input image (lesson 04); section 3 measures what that costs here.",
         "mse": "mse picks, for every layer, the range with the least squared error at the given bit width.",
+        "histogram": "histogram trims the range greedily, bin by bin from the lighter tail of a histogram, while an "
+                     "estimate of the squared error keeps falling; mse measures the error of each candidate range.",
     }
     return grade_choice(
         prediction, best, PREDICTION_OPTIONS,
