@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -12,12 +13,14 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_webagg_core import FigureCanvasWebAggCore
+from PIL import Image
 
 from qlab import metrics, signals
 from qlab.affine import dequantize, fake_quantize, qparams_from_range, qrange, quantize
 from qlab.dashboards import REGISTRY, Dashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard
 from qlab.dashboards import rounding_and_clamping
-from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, nice_limit
+from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, frame_png, nice_limit, snapshot_png
 from qlab.dashboards import per_channel, whole_model_ptq
 from qlab.models import load_pretrained
 from qlab.ptq import model_fingerprint
@@ -193,7 +196,7 @@ def test_nice_limit_rejects_non_positive_values(bad: float) -> None:
         nice_limit(bad)
 
 
-@pytest.mark.parametrize("name", MY_DASHBOARDS)
+@pytest.mark.parametrize("name", list(REGISTRY))
 def test_cached_static_layer_draws_the_same_pixels_as_a_fresh_one(built, name: str) -> None:
     """A control change redraws animated artists over the cached static layer; the result equals
     a render from scratch, and the same figure and artists are reused (no re-creation)."""
@@ -363,3 +366,81 @@ def test_snapshot_shows_the_animated_artists(grid_dash: ScaleZeroPointDashboard)
         untitled = snapshot_png(grid_dash.fig)
     grid_dash.title_text.set_text(title)
     assert title and full != untitled
+
+
+# frames sent to the browser (issue 8) -------------------------------------------------------
+def _record_messages(dash: Dashboard, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[bytes]]]:
+    """Every message the dashboard's canvas sends to the browser, as (type, buffers)."""
+    sent: list[tuple[str, list[bytes]]] = []
+    send = dash.canvas.send
+
+    def recording_send(content: dict, buffers: list | None = None) -> None:
+        sent.append((json.loads(content["data"])["type"], [bytes(b) for b in buffers or []]))
+        send(content, buffers)
+
+    monkeypatch.setattr(dash.canvas, "send", recording_send)
+    return sent
+
+
+def _connect_browser(dash: Dashboard) -> None:
+    """What ipympl's browser view sends once it is shown."""
+    dash.canvas._handle_message(dash.canvas, {"type": "initialized"}, [])
+
+
+def _png_pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+@pytest.mark.parametrize("name", ["01 signal quantizer", "07 QAT gradients"])
+def test_update_sends_the_new_frame_without_waiting_for_a_browser_request(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a browser connected, one control change sends exactly one frame, showing the new
+    state, and no "draw" event (which would cost a kernel-browser round trip before the draw)."""
+    dash = REGISTRY[name]()
+    _connect_browser(dash)
+    sent = _record_messages(dash, monkeypatch)
+    slider = next(c for c in dash.controls if isinstance(c, widgets.IntSlider))
+    for value in (slider.min, slider.min + 1):
+        sent.clear()
+        slider.value = value
+        assert [kind for kind, _ in sent] == ["binary"]
+    frame = _png_pixels(sent[0][1][0])
+    shown = np.asarray(dash.canvas.get_renderer().buffer_rgba())
+    changed = frame[..., 3] != 0  # a "diff" frame: unchanged pixels are transparent
+    assert dash.canvas._current_image_mode == "diff" and changed.any()
+    np.testing.assert_array_equal(frame[changed], shown[changed])
+
+
+def test_update_without_a_browser_leaves_the_draw_to_the_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In plain Python (tests, nbconvert) an update renders nothing: it only flags the figure
+    for a draw, and the readout and the saved figure still follow the controls."""
+    dash = SignalQuantizerDashboard()
+    sent = _record_messages(dash, monkeypatch)
+    drawn = []
+    monkeypatch.setattr(dash.canvas, "draw", lambda: drawn.append(True))
+    dash.bits_slider.value = 5
+    assert drawn == [] and [kind for kind, _ in sent] == ["draw"]
+    assert "bits = 5," in dash.readout()
+    with dash.drawn_in_full():
+        assert _png_pixels(snapshot_png(dash.fig)).shape[:2] == dash.canvas.get_width_height()[::-1]
+
+
+def test_frames_equal_matplotlibs_and_use_the_fast_zlib_level(signal_dash: SignalQuantizerDashboard,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """frame_png sends the pixels matplotlib's own get_diff_image would (a full frame, then the
+    changed pixels), encoded at zlib level 1 (the zlib header's level bits are 0)."""
+    canvas = signal_dash.canvas
+    monkeypatch.setattr(canvas.manager, "refresh_all", lambda: None)  # render only; frames taken below
+    for value, mode in ((3, "full"), (4, "diff")):
+        signal_dash.bits_slider.value = value
+        canvas.draw()
+        canvas._force_full = mode == "full"
+        last = canvas._last_buff.copy()
+        ours = frame_png(canvas)
+        assert canvas._current_image_mode == mode
+        canvas._last_buff, canvas._force_full, canvas._png_is_old = last, mode == "full", True
+        theirs = FigureCanvasWebAggCore.get_diff_image(canvas)
+        assert canvas._current_image_mode == mode
+        np.testing.assert_array_equal(_png_pixels(ours), _png_pixels(theirs))
+        idat = ours.index(b"IDAT") + 4
+        assert ours[idat] == 0x78 and ours[idat + 1] >> 6 == 0  # zlib: deflate, FLEVEL 0 = fastest
+    assert frame_png(canvas) is None  # nothing new drawn since

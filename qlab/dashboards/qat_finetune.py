@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import torch
 from matplotlib.figure import Figure
 
-from qlab.dashboards._base import dashboard_box, display_with_snapshot, make_canvas
+from qlab.dashboards._base import dashboard_box, display_with_snapshot, make_canvas, show_now
 from qlab.evaluation import evaluate
 from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.ptq import quantize_model
@@ -88,7 +88,7 @@ class LiveFineTune:
                 self.progress.value = step
                 self.loss_line.set_data(history["step"], history["loss"])
                 self.acc_line.set_data(history["step"], history["acc"])
-                self.canvas.draw_idle()
+                show_now(self.canvas)
 
         ptq = evaluate(quantize_model(load_pretrained(name), bits, bits, calib_data=calibration_data()))
         self.progress.max, self.progress.value = steps, 0

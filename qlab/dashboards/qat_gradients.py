@@ -88,6 +88,7 @@ class QATGradientDashboard(Dashboard):
         self.ax_g.legend(loc="upper left", frameon=False)
         self.clip_lines = [ax.axvline(0, color="tab:red", ls="--", lw=1) for ax in (self.ax_q, self.ax_g) for _ in (0, 1)]
         self.suptitle = self.fig.suptitle("")
+        self.animate(self.line_q, self.line_dx, self.line_ds, *self.clip_lines, self.suptitle)
 
     def compute(self) -> GradientState:
         return ste_and_lsq_gradients(self.x, self.bits_slider.value, self.clip_slider.value)
