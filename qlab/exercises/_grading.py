@@ -22,25 +22,44 @@ class Feedback:
     message: str
 
 
-def close(answer: Any, expected: Any, rel_tol: float = REL_TOL) -> bool:
+def number_expected(*answers: Any) -> Feedback | None:
+    """A "give a number" Feedback if one of ``answers`` is text or not numeric, else None (numbers,
+    sequences of numbers, tensors and ``None`` are left to :func:`grade`/:func:`grade_exact`).
+
+    A value typed into ``input()`` or written in quotes ("37.7") must get this message, not a TypeError."""
+    for answer in answers:
+        if answer is None:
+            continue
+        if isinstance(answer, (str, bytes)):
+            return Feedback(False, f"Give a number, not the text {answer!r}: remove the quotes "
+                                   "(a value read with input() needs float(...)).")
+        try:
+            torch.as_tensor(answer, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            return Feedback(False, f"Give a number, not a {type(answer).__name__}.")
+    return None
+
+
+def close(answer: Any, expected: Any, rel_tol: float = REL_TOL, abs_tol: float = 1e-9) -> bool:
     """Element-wise ``math.isclose`` of numbers or equal-length sequences (tensors allowed)."""
     a = torch.as_tensor(answer, dtype=torch.float64).flatten().tolist()
     e = torch.as_tensor(expected, dtype=torch.float64).flatten().tolist()
-    return len(a) == len(e) and all(math.isclose(x, y, rel_tol=rel_tol, abs_tol=1e-9) for x, y in zip(a, e))
+    return len(a) == len(e) and all(math.isclose(x, y, rel_tol=rel_tol, abs_tol=abs_tol) for x, y in zip(a, e))
 
 
 def grade(answer: Any, expected: Any, explanation: str, slips: Sequence[tuple[Any, str]], fallback: str,
-          rel_tol: float = REL_TOL) -> Feedback:
-    """Correct if ``answer`` matches ``expected`` within ``rel_tol``; else the hint of the first matching slip.
+          rel_tol: float = REL_TOL, abs_tol: float = 1e-9) -> Feedback:
+    """Correct if ``answer`` matches ``expected`` within ``rel_tol`` or ``abs_tol``; else the hint of
+    the first matching slip (same tolerances).
 
     ``None`` (the blank student cell) is "not answered yet", never an error: a student copy runs
     from top to bottom before any exercise is solved."""
     if answer is None:
         return Feedback(False, NOT_ANSWERED)
-    if close(answer, expected, rel_tol):
+    if close(answer, expected, rel_tol, abs_tol):
         return Feedback(True, f"Correct! {explanation}")
     for wrong, hint in slips:
-        if close(answer, wrong, rel_tol):
+        if close(answer, wrong, rel_tol, abs_tol):
             return Feedback(False, f"Not quite. {hint}")
     return Feedback(False, f"Not quite. {fallback}")
 
