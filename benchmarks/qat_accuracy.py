@@ -28,9 +28,11 @@ from pathlib import Path
 import torch
 
 from qlab.evaluation import evaluate
+from qlab.train import deterministic_cpu
 from qlab.session import PTQSession
-from qlab.qat import convert
-from qlab.qat_train import CHECKPOINT_SETTINGS, QAT_CHECKPOINT_DIR, QAT_INIT, QAT_LR, QAT_RECIPE, finetune, lr_text, save_checkpoint
+from qlab.models import load_pretrained
+from qlab.qat import convert, prepare_qat
+from qlab.qat_train import CHECKPOINT_SETTINGS, NUM_THREADS, QAT_CHECKPOINT_DIR, QAT_INIT, QAT_LR, QAT_RECIPE, finetune, lr_text, save_checkpoint
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = ("cnn", "depthwise", "mlp")
@@ -72,6 +74,23 @@ def update_ptq(session: PTQSession, r: dict, calibrator: str) -> None:
             entry["tried"].append(calibrator)
             if acc > entry["accuracy"]:
                 entry["accuracy"], entry["calibrator"] = acc, calibrator if a_bits is not None else "-"
+
+
+def start_accuracy(name: str, setting: str) -> float:
+    """Test accuracy of the LSQ model of (``name``, ``setting``) before any training step: what the
+    calibrated start (``QAT_INIT``) alone gives, so the table separates it from what training adds."""
+    w_bits, a_bits, gran = SETTINGS[setting]
+    with deterministic_cpu(NUM_THREADS):
+        model = prepare_qat(load_pretrained(name), w_bits, a_bits, "lsq", gran, **QAT_INIT)
+        return evaluate(convert(model.eval()))
+
+
+def update_start(r: dict) -> None:
+    """Fill ``r["start"]`` for every (model, setting) of the PTQ table that lacks it."""
+    for key in r["ptq"]:
+        if key not in r.setdefault("start", {}):
+            r["start"][key] = start_accuracy(*key.split("/"))
+            print(f"{key} LSQ start (0 steps): {100 * r['start'][key]:.2f}%", flush=True)
 
 
 def _init_text(init: dict) -> str:
@@ -130,8 +149,9 @@ def write_markdown(r: dict) -> None:
                 continue
             ptq = r["ptq"][f"{name}/{setting}"]
             qat = [pct(r["qat"].get(f"{name}/{setting}/{m}", {}).get("accuracy")) for m in METHODS]
+            start = pct(r.get("start", {}).get(f"{name}/{setting}"))
             rows.append(f"| {name} | {LABELS.get(setting, setting)} | {pct(r['fp32'][name])} | {pct(ptq['accuracy'])} ({ptq['calibrator']}) | "
-                        + " | ".join(qat) + " |")
+                        f"{start} | " + " | ".join(qat) + " |")
     recipe = r["recipe"]
     text = "\n".join([
         "# QAT accuracy",
@@ -157,14 +177,17 @@ def write_markdown(r: dict) -> None:
         "straight-through estimator; LSQ = learned step sizes; penalty = float weights in the forward",
         "pass, task loss + λ·Σ(w − Q(w))² with λ = 0.01, quantized with min/max at the end.",
         "Best PTQ = best of the calibrators " + ", ".join(r["ptq_calibrators_done"]) + " (static activations,",
-        "the PTQ settings of `qlab.ptq.quantize_model`)."
+        "the PTQ settings of `qlab.ptq.quantize_model`: the calibrator sets the activation ranges, the weights",
+        "stay min/max per channel). LSQ start = the LSQ model before any training step, i.e. PTQ with the",
+        "MSE-calibrated weight steps and activation ranges QAT starts from: the gap from Best PTQ to it is what",
+        "calibration alone gives, the gap from it to the QAT columns is what training adds."
         + (" FP32 and PTQ columns kept from the previous run of this script (`--keep-ptq`: only the QAT recipe"
            " changed since)." if r.get("ptq_kept") else "")
         + (" QAT runs of " + ", ".join(r["redone"]) + " redone after their learning rate changed (`--redo`); the"
            " other runs are unchanged." if r.get("redone") else ""),
         "",
-        "| Model | Setting | FP32 | Best PTQ (calibrator) | QAT STE | QAT LSQ | QAT penalty |",
-        "|-------|---------|-----:|----------------------:|--------:|--------:|------------:|",
+        "| Model | Setting | FP32 | Best PTQ (calibrator) | LSQ start (0 steps) | QAT STE | QAT LSQ | QAT penalty |",
+        "|-------|---------|-----:|----------------------:|--------------------:|--------:|--------:|------------:|",
         *rows,
         "",
         "## Floors",
@@ -203,6 +226,7 @@ def main() -> None:
         r = json.loads((RESULTS / "qat_accuracy.json").read_text())
         r["qat"] = {k: v for k, v in r["qat"].items() if k.split("/")[0] not in args.redo}
         r["qat_seconds"] = sum(v["seconds"] for v in r["qat"].values())
+        r["start"] = {k: v for k, v in r.get("start", {}).items() if k.split("/")[0] not in args.redo}
         r.update(lr=QAT_LR, init=QAT_INIT, redone=sorted(set(r.get("redone", [])) | set(args.redo)))
         r["load"][0] = os.getloadavg()[0]
     elif args.resume and (RESULTS / "qat_accuracy.json").is_file():
@@ -239,6 +263,8 @@ def main() -> None:
         write_markdown(r)
         print(f"{name} {setting} {method}: {100 * r['qat'][f'{name}/{setting}/{method}']['accuracy']:.2f}% "
               f"in {seconds:.0f} s", flush=True)
+    update_start(r)
+    write_markdown(r)
 
 
 if __name__ == "__main__":
