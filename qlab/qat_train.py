@@ -75,7 +75,7 @@ RESULTS_FILE: Path = CHECKPOINT_DIR.parent.parent / "benchmarks" / "results" / "
 
 QAT_CHECKPOINT_SHA256: dict[str, str] = {
     "cnn": "491ac3f83d4f347bc9bab526cb1b306d8b3f11c7816126563dd1c465fbb398b8",
-    "depthwise": "79154aee40d0ec4e96191d9820568e0fe9986eb32bb7079a4ee55721e65f6f21",
+    "depthwise": "164b84ecfffaad728a7f34b0404dc7d106c7d2e6ebf32a13618f4ccee80bd957",
     "mlp": "23aed9e653aa222a11432649a8cfc9c1f64f31b12fc3fdf4c44682c8eb43d85d",
 }
 """SHA-256 of ``data/checkpoints/qat/<name>_w4a4_lsq.pt`` (also listed in its SHA256SUMS)."""
