@@ -233,11 +233,10 @@ class MultiplierPrecisionDashboard(Dashboard):
         bits = sorted(self.accuracy)
         acc = np.array([self.accuracy[b] for b in bits])
         se = np.array([100 * accuracy_stderr(a / 100, TEST_IMAGES) for a in acc])
-        self.ax_acc.fill_between(bits, acc - se, acc + se, color="tab:blue", alpha=0.2, lw=0, label="±1 standard error")
+        self.ax_acc.fill_between(bits, acc - se, acc + se, color="tab:blue", alpha=0.2, lw=0)
         self.ax_acc.plot(bits, acc, "o-")
-        self.ax_acc.legend(loc="lower right", frameon=False, fontsize="small")
         self.marker = self.ax_acc.axvline(8, color="tab:red")
-        self.ax_acc.set(xlabel="bits of M0 (red: chosen)", ylabel="test accuracy (%)", title="measured on the test set",
+        self.ax_acc.set(xlabel="bits of M0 (red: chosen)", ylabel="test accuracy (%)", title="test set (band: ±1 standard error)",
                         xticks=bits, xlim=(0, 34))
         self.animate(self.err_bars, self.chg_bars, self.marker)
 

@@ -69,7 +69,7 @@ class LiveFineTune:
         self.ax.set(xlabel="step", ylabel="training loss", ylim=(0, 2.5))
         self.ax_acc.set(ylabel="accuracy (%)", ylim=(0, 100))
         self.ax_acc.legend(handles=[self.loss_line, self.acc_line, self.test_marks, self.ptq_line], loc="center right",
-                           frameon=False, fontsize="small")
+                           framealpha=0.8, fontsize="small")
         self.canvas = make_canvas(self.fig)
         controls = widgets.HBox([self.model_dropdown, self.bits_dropdown, self.method_dropdown, self.steps_slider, self.button],
                                 layout=widgets.Layout(flex_flow="row wrap"))
