@@ -74,3 +74,31 @@ def test_biggest_gain_prediction_reads_the_results_table(tmp_path) -> None:
     assert not wrong.correct and "depthwise +41.00" in wrong.message and "PTQ lost" in wrong.message
     assert "one of" in ex.grade_biggest_gain_prediction("resnet", "W4A4", path).message
     assert ex.grade_biggest_gain_prediction(None, "W4A4", path).message.startswith("Not answered yet")
+
+
+@pytest.mark.parametrize("answer", [[-0.0833, 0.0333, 0.5, -0.6667],  # the 4 decimals the success message prints
+                                    [-0.083, 0.033, 0.5, -0.667],  # 3 decimals by hand
+                                    (-1 / 12, 1 / 30, 0.5, -2 / 3)])
+def test_lsq_gradient_rounded_by_hand_passes(answer: list[float]) -> None:
+    """Regression: the answer printed by the check (4 decimals) used to fail with the generic hint."""
+    assert ex.grade_lsq_scale_gradient(answer, ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS, ex.LSQ_N).correct
+
+
+def test_lsq_gradient_too_coarse_is_told_to_keep_decimals() -> None:
+    fb = ex.grade_lsq_scale_gradient([-0.08, 0.03, 0.5, -0.67], ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS, ex.LSQ_N)
+    assert not fb.correct and "method is right" in fb.message and "three decimals" in fb.message
+    far = ex.grade_lsq_scale_gradient([-0.1, 0.03, 0.5, -0.67], ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS, ex.LSQ_N)
+    assert "differentiate in s" in far.message, "0.017 off is not a rounding of the right value"
+
+
+@pytest.mark.parametrize(("check", "answer"), [(ex.check_ste_mask, "011110"), (ex.check_ste_mask, ["0", "1"]),
+                                               (ex.check_lsq_scale_gradient, "-0.0833, 0.0333, 0.5, -0.6667")])
+def test_text_answers_are_told_to_give_numbers(check, answer, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: a string answer used to raise TypeError inside torch.as_tensor."""
+    check(answer)
+    assert capsys.readouterr().out.startswith("Give a number")
+
+
+def test_a_single_number_is_told_the_expected_length() -> None:
+    assert "one 0 or 1 for each" in ex.grade_ste_mask(1, ex.MASK_X, ex.MASK_SCALE, ex.MASK_BITS).message
+    assert "one gradient for each" in ex.grade_lsq_scale_gradient(0.5, ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS, ex.LSQ_N).message

@@ -59,6 +59,7 @@ def test_max_fan_in():
     assert gf(4112).correct
     assert ex.grade_max_fan_in(1, 16, 8, 8).correct  # int16: 32767 // 32640 = 1
     assert "safe but not the largest" in gf(4096).message  # the powers-of-two rule: 2^23 / 2^11
+    assert "safe but not the largest" in gf(4095).message  # (2^23 - 1) // 2^11: same slip, with the signed limit
     assert "unsigned" in gf(8388607 // (128 * 8)).message  # 8191
     assert "code -8" in gf(8388607 // (255 * 7)).message  # 4699
     assert "not 2^24" in gf(2**24 // 2040).message  # 8224
@@ -109,3 +110,15 @@ def test_check_speed_prediction_uses_the_committed_results(capsys):
     expected = next(o for o in ex.SPEED_OPTIONS if ex.grade_speed_prediction(o, speedups).correct)
     ex.check_speed_prediction(expected)
     assert capsys.readouterr().out.startswith("Correct!")
+
+
+@pytest.mark.parametrize("check, args", [
+    (ex.check_quantized_multiplier, ("1181975000", -6)),
+    (ex.check_quantized_multiplier, (1181975000, "-6")),
+    (ex.check_bias_code, ("5968",)),
+    (ex.check_max_fan_in, ("4112",)),
+])
+def test_text_answers_are_told_to_give_numbers(check, args, capsys):
+    """Regression: a string answer used to raise TypeError inside torch.as_tensor."""
+    check(*args)
+    assert capsys.readouterr().out.startswith("Give a number")

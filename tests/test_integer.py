@@ -181,6 +181,8 @@ def test_multiplier_precision_dashboard():
     assert all(v == 0 for v in dash.state.changed.values())
     dash.controls[0].value = 4
     assert all(v > 0 for v in dash.state.changed.values()) and all(e <= 100 / 2**3 for e in dash.state.rel_error.values())
+    lo, hi = dash.ax_acc.get_ylim()  # regression: a 0.09-point axis made noise look like a steep climb
+    assert hi - lo > 2 * 0.27 and "±1 standard error" in dash.ax_acc.get_title()
 
 
 def test_readme_integer_rows_match_the_results_file():

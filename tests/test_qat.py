@@ -9,6 +9,7 @@ and hand-computed values.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
@@ -361,3 +362,23 @@ def test_lsq_scale_pushed_below_zero_is_clamped():
         fq.scale[1] = -0.01
     y = fq(w)
     assert torch.isfinite(y).all() and float(fq.scale.detach()[1]) == torch.finfo(torch.float32).eps
+
+
+def test_choose_lr_keeps_the_default_unless_another_rate_leads_by_one_standard_error():
+    from qlab.qat_train import choose_lr
+
+    # one standard error at p = 0.90 on 5,000 images is 0.42 points
+    assert choose_lr({1e-4: 0.8918, 3e-4: 0.8986, 1e-3: 0.9006}) == 1e-3
+    assert choose_lr({1e-4: 0.9530, 3e-4: 0.9542, 1e-3: 0.9498}) == 1e-4  # a 0.12-point lead is noise
+    assert choose_lr({1e-4: 0.90, 1e-3: 0.89}) == 1e-4
+    with pytest.raises(ValueError, match="default lr"):
+        choose_lr({3e-4: 0.9, 1e-3: 0.91})
+
+
+def test_recipe_uses_the_per_model_learning_rate_and_the_validation_table_agrees():
+    from qlab.qat_train import QAT_LR, lr_text, recipe
+
+    assert {name: recipe(name).lr for name in QAT_LR} == QAT_LR
+    assert [lr_text(v) for v in (1e-4, 3e-4, 1e-3)] == ["1e-4", "3e-4", "1e-3"]
+    table = (Path(__file__).parents[1] / "benchmarks" / "results" / "qat_accuracy_validation.md").read_text()
+    assert "Chosen: " + ", ".join(f"{name} {lr_text(lr)}" for name, lr in QAT_LR.items()) in table

@@ -27,8 +27,10 @@ import torch
 from qlab import integer, requantize
 from qlab.dashboards._base import Dashboard, nice_limit
 from qlab.data import calibration_subset
+from qlab.metrics import accuracy_stderr
 from qlab.models import load_pretrained
 from qlab.ptq import quantize_model
+from qlab.ranking import TEST_IMAGES
 from qlab.session import calibration_data
 
 MODEL = "cnn"
@@ -229,9 +231,12 @@ class MultiplierPrecisionDashboard(Dashboard):
         self.ax_err.set_xticks(x, names)
         self.ax_err.set(ylabel="percent", title="blue: max error of M, orange: codes changed")
         bits = sorted(self.accuracy)
-        self.ax_acc.plot(bits, [self.accuracy[b] for b in bits], "o-")
+        acc = np.array([self.accuracy[b] for b in bits])
+        se = np.array([100 * accuracy_stderr(a / 100, TEST_IMAGES) for a in acc])
+        self.ax_acc.fill_between(bits, acc - se, acc + se, color="tab:blue", alpha=0.2, lw=0)
+        self.ax_acc.plot(bits, acc, "o-")
         self.marker = self.ax_acc.axvline(8, color="tab:red")
-        self.ax_acc.set(xlabel="bits of M0 (red: chosen)", ylabel="test accuracy (%)", title="measured on the test set",
+        self.ax_acc.set(xlabel="bits of M0 (red: chosen)", ylabel="test accuracy (%)", title="test set (band: ±1 standard error)",
                         xticks=bits, xlim=(0, 34))
         self.animate(self.err_bars, self.chg_bars, self.marker)
 

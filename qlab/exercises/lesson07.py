@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from qlab.affine import fake_quantize, qrange
-from qlab.exercises._grading import NOT_ANSWERED, Feedback, grade, grade_choice, show
+from qlab.exercises._grading import NOT_ANSWERED, Feedback, close, grade, grade_choice, number_expected, show
 from qlab.qat import learnable_fake_quantize, lsq_grad_factor
 from qlab.qat_train import RESULTS_FILE, benchmark_results
 
@@ -26,6 +27,11 @@ LSQ_X: tuple[float, ...] = (0.625, 0.7, 1.2, -1.3)
 LSQ_SCALE, LSQ_BITS = 0.25, 3
 LSQ_N = 12
 """Number of values sharing the step size: g = 1 / sqrt(N * Qp) = 1 / sqrt(12 * 3) = 1/6."""
+LSQ_ABS_TOL = 1e-3
+"""Exercise 2 accepts each gradient within 0.001: values rounded to 3 decimals by hand pass (e.g. 0.033
+for 1/30), while every hinted slip differs from the answer by more than 0.08."""
+LSQ_DIGITS_TOL = 1e-2
+"""Within 0.01 of every gradient but not within ``LSQ_ABS_TOL``: the method is right, the rounding too coarse."""
 
 
 def ste_mask(x: Sequence[float], scale: float, bits: int) -> torch.Tensor:
@@ -47,7 +53,9 @@ def grade_ste_mask(answer: Sequence[float] | None, x: Sequence[float], scale: fl
     """Exercise: the STE's dQ/dx (0 or 1) for each x on the signed grid with step ``scale``."""
     if answer is None:
         return Feedback(False, NOT_ANSWERED)
-    if len(list(answer)) != len(x):
+    if (not_numbers := number_expected(answer)) is not None:
+        return not_numbers
+    if _count(answer) != len(x):
         return Feedback(False, f"Not quite. Give one 0 or 1 for each of the {len(x)} inputs {tuple(x)}.")
     qmin, qmax = qrange(bits, signed=True)
     v = torch.tensor(x) / scale
@@ -73,10 +81,14 @@ def grade_lsq_scale_gradient(answer: Sequence[float] | None, x: Sequence[float],
     Hints, in this order: signs all flipped; the sign of the clipped branch (-qmax above / -qmin
     below); g forgotten; round half up instead of half to even at the tie; the STE's zero;
     round(x/s) alone. Each slip's answer is computed from the same formula with that one change.
+    Tolerance: ``LSQ_ABS_TOL`` per value (3 decimals by hand pass); an answer within
+    ``LSQ_DIGITS_TOL`` that matches no slip is told to keep more decimals, not that its method is wrong.
     """
     if answer is None:
         return Feedback(False, NOT_ANSWERED)
-    if len(list(answer)) != len(x):
+    if (not_numbers := number_expected(answer)) is not None:
+        return not_numbers
+    if _count(answer) != len(x):
         return Feedback(False, f"Not quite. Give one gradient for each of the inputs {tuple(x)}.")
     qmin, qmax = qrange(bits, signed=True)
     g = lsq_grad_factor(n, qmax)
@@ -85,7 +97,9 @@ def grade_lsq_scale_gradient(answer: Sequence[float] | None, x: Sequence[float],
     clipped = (torch.round(v) < qmin) | (torch.round(v) > qmax)
     half_up = torch.floor(v + 0.5)
     half_up_grads = torch.where(clipped, expected.double() / g, half_up - v) * g
-    return grade(
+    fallback = ("Q(x) = s * clamp(round(x/s), qmin, qmax): differentiate in s, treating round() as the identity "
+                "inside, then multiply by g.")
+    feedback = grade(
         answer, expected,
         f"g = 1/sqrt({n} * {qmax}) = {g:.4f}; inside the range dQ/ds = round(x/s) - x/s (the sawtooth, round half to "
         f"even: 2.5 -> 2), above it qmax = {qmax}, below it qmin = {qmin}; times g: {[round(float(e), 4) for e in expected]}.",
@@ -99,9 +113,17 @@ def grade_lsq_scale_gradient(answer: Sequence[float] | None, x: Sequence[float],
          (half_up_grads / g, "Two slips: multiply by g = 1/sqrt(N * Qp), and round the tie 2.5 half to even (-> 2)."),
          (torch.zeros(len(x)), "That is the STE's view (no gradient for s); LSQ differentiates Q = s * round(x/s) in s."),
          (torch.round(v) * g, "You gave round(x/s) alone; the product rule also brings -x/s (d round / ds = 0 under the STE).")],
-        "Q(x) = s * clamp(round(x/s), qmin, qmax): differentiate in s, treating round() as the identity inside, "
-        "then multiply by g.",
+        fallback, abs_tol=LSQ_ABS_TOL,
     )
+    if feedback.message == f"Not quite. {fallback}" and close(answer, expected, 0.0, LSQ_DIGITS_TOL):
+        return Feedback(False, f"Not quite, but every value is within {LSQ_DIGITS_TOL}: the method is right, the rounding "
+                               "too coarse. Keep at least three decimals (or let Python compute the values).")
+    return feedback
+
+
+def _count(answer: Any) -> int:
+    """How many numbers ``answer`` holds (a number, a sequence, an array or a tensor)."""
+    return torch.as_tensor(answer, dtype=torch.float64).numel()
 
 
 def qat_gains(results: Path = RESULTS_FILE, setting: str = "W4A4") -> dict[str, float]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from qlab.exercises._grading import Feedback, grade_choice, grade_exact, show
+from qlab.exercises._grading import Feedback, grade_choice, grade_exact, number_expected, show
 from qlab.integer import max_safe_fan_in
 from qlab.notebook import load_results
 from qlab.requantize import quantize_multiplier
@@ -37,6 +37,8 @@ def grade_quantized_multiplier(m0: int | None, shift: int | None, multiplier: fl
     """Exercise: M0 (int32 in [2^30, 2^31)) and shift with M = M0 · 2^(shift - 31).
 
     frexp(M) = q · 2^shift, q in [0.5, 1); M0 = round(q · 2^31), ties away from zero."""
+    if (not_numbers := number_expected(m0, shift)) is not None:
+        return not_numbers
     e_m0, e_shift = (int(v) for v in quantize_multiplier(multiplier))
     q30 = round(multiplier * 2.0 ** (30 - e_shift))
     slips = [
@@ -55,6 +57,8 @@ def grade_quantized_multiplier(m0: int | None, shift: int | None, multiplier: fl
 
 def grade_bias_code(code: int | None, bias: float, s_in: float, s_w: float) -> Feedback:
     """Exercise: the int32 code of a float bias at the accumulator's scale: q_b = round(b / (s_in · s_w)), z_b = 0."""
+    if (not_numbers := number_expected(code)) is not None:
+        return not_numbers
     scale = torch.tensor(s_in, dtype=torch.float64) * s_w
     expected = int(torch.round(bias / scale))
     slips = [
@@ -70,11 +74,17 @@ def grade_bias_code(code: int | None, bias: float, s_in: float, s_w: float) -> F
 def grade_max_fan_in(n: int | None, acc_bits: int, act_bits: int, weight_bits: int) -> Feedback:
     """Exercise: the largest n with n · (2^act_bits - 1) · 2^(weight_bits - 1) <= 2^(acc_bits - 1) - 1
     (unsigned activations, signed weights at their worst code -2^(weight_bits - 1))."""
+    if (not_numbers := number_expected(n)) is not None:
+        return not_numbers
     expected = max_safe_fan_in(acc_bits, act_bits, weight_bits)
     power_of_two = 2 ** (acc_bits - act_bits - weight_bits)
+    full_code = (f"is safe but not the largest: the largest activation code is 2^{act_bits} - 1 = {2**act_bits - 1}, "
+                 f"slightly less than 2^{act_bits}.")
     slips = [
-        ((power_of_two,), f"2^{acc_bits - 1} / (2^{act_bits} · 2^{weight_bits - 1}) = {power_of_two} is safe but not the largest: "
-         f"the largest activation code is 2^{act_bits} - 1 = {2**act_bits - 1}, slightly less than 2^{act_bits}."),
+        ((power_of_two,), f"2^{acc_bits - 1} / (2^{act_bits} · 2^{weight_bits - 1}) = {power_of_two} {full_code}"),
+        (((2 ** (acc_bits - 1) - 1) // (2**act_bits * 2 ** (weight_bits - 1)),),
+         f"(2^{acc_bits - 1} - 1) // (2^{act_bits} · 2^{weight_bits - 1}) = "
+         f"{(2 ** (acc_bits - 1) - 1) // (2**act_bits * 2 ** (weight_bits - 1))} {full_code}"),
         ((max_safe_fan_in(acc_bits, act_bits, weight_bits, signed_act=True),),
          f"The activations are unsigned: their largest code is 2^{act_bits} - 1, not 2^{act_bits - 1}."),
         (((2 ** (acc_bits - 1) - 1) // ((2**act_bits - 1) * (2 ** (weight_bits - 1) - 1)),),
