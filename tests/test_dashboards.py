@@ -20,7 +20,7 @@ from qlab.dashboards import REGISTRY, Dashboard, ScaleZeroPointDashboard, Signal
 from qlab.dashboards import rounding_and_clamping
 from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, nice_limit
 from qlab.dashboards import per_channel, whole_model_ptq
-from qlab.models import load_pretrained
+from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.evaluation import evaluate
 from qlab.ptq import model_fingerprint, quantize_model, weighted_layers
 from qlab.session import FP32_LABEL, PTQSession, config_label, load_accuracy_table, one_layer_quantized
@@ -318,13 +318,14 @@ def _labels(model: str, settings: list[dict]) -> set[str]:
     return {config_label(dict(PTQSession.result_key(model, c)[1])) for c in settings}
 
 
-def test_accuracy_table_covers_every_setting_of_the_per_channel_dashboard() -> None:
+def test_accuracy_table_covers_every_setting_of_both_whole_model_dashboards() -> None:
     table = load_accuracy_table()
     entry = table[per_channel.MODEL]
     assert entry["fingerprint"] == model_fingerprint(load_pretrained(per_channel.MODEL))
     assert _labels(per_channel.MODEL, per_channel.settings()) | {FP32_LABEL} <= set(entry["accuracy"])
-    # lesson 06's dashboard: measured for mlp (the other models' settings outside LESSONS are evaluated live)
-    assert _labels("mlp", whole_model_ptq.settings()) | {FP32_LABEL} <= set(table["mlp"]["accuracy"])
+    for model in MODEL_NAMES:
+        assert table[model]["fingerprint"] == model_fingerprint(load_pretrained(model))
+        assert _labels(model, whole_model_ptq.settings()) | {FP32_LABEL} <= set(table[model]["accuracy"])
 
 
 @pytest.mark.parametrize("config", [
