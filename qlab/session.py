@@ -4,19 +4,21 @@
 module supplies the course's defaults (the pretrained models, :func:`calibration_data` = 512
 training images) and caches everything a dashboard control change does not alter.
 
-A full test-set evaluation takes 0.3-0.7 s on 2 cores, longer than a whole-model dashboard's
-latency budget, and a lesson's settings are too many to evaluate while a dashboard is built.
-So the test accuracies of the dashboards' settings are measured once, by
-``benchmarks/dashboard_accuracy.py``, into :data:`ACCURACY_TABLE` (with each model's
-fingerprint); :meth:`PTQSession.run` takes a setting's accuracy from there when the model's
-fingerprint matches and evaluates it otherwise. The report (per-layer SQNR, sizes) is always
-computed live.
+A full test-set evaluation takes 0.3-3 s on 2 cores, longer than a whole-model dashboard's
+latency budget, and a lesson's settings are too many to evaluate while a dashboard is built or
+a lesson runs. So the test accuracies of the dashboards' settings and of the settings the
+lessons' cells and checks ask for (including :meth:`PTQSession.sensitivity`'s one-layer runs)
+are measured once, by ``benchmarks/dashboard_accuracy.py``, into :data:`ACCURACY_TABLE` (with
+each model's fingerprint); :meth:`PTQSession.run` and :meth:`PTQSession.sensitivity` take a
+setting's accuracies from there when the model's fingerprint matches and evaluate them
+otherwise. The report (per-layer SQNR, sizes) is always computed live.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import json
 import time
 from collections.abc import Sequence
@@ -39,15 +41,35 @@ ACCURACY_TABLE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" 
 
 
 FP32_LABEL = "fp32"
+SETTING_DEFAULTS: dict[str, object] = {
+    name: parameter.default for name, parameter in inspect.signature(quantize_model).parameters.items()
+    if name in ("weight_bits", "act_bits", "granularity", "symmetric_weights", "calibrator", "group_size",
+                "act_mode", "act_granularity")
+}
+"""The ``quantize_model`` arguments that make up a setting, with their defaults."""
+
+
+def canonical_config(config: dict) -> dict:
+    """``config`` with every setting ``quantize_model`` defaults spelled out and the settings it
+    ignores left out (the activation mode, calibrator and granularity while activations are float,
+    the calibrator unless they are static, the activation granularity unless they are dynamic), so
+    two spellings of one ``quantize_model`` call have one canonical form."""
+    full = {**SETTING_DEFAULTS, **config}
+    if full["act_bits"] is None:
+        ignored = {"act_mode", "calibrator", "act_granularity"}
+    else:
+        ignored = {"act_granularity"} if full["act_mode"] == "static" else {"calibrator"}
+    return {k: v for k, v in full.items() if k not in ignored}
 
 
 def config_label(config: dict) -> str:
-    """A setting as the accuracy table's key: its items sorted, as JSON."""
-    return json.dumps(dict(sorted(config.items())))
+    """A setting as the accuracy table's key: the items of :func:`canonical_config`, sorted, as JSON."""
+    return json.dumps(dict(sorted(canonical_config(config).items())))
 
 
 def load_accuracy_table(path: Path = ACCURACY_TABLE) -> dict[str, dict]:
-    """``{model: {"fingerprint": sha256, "accuracy": {config_label: accuracy}}}``; empty if the file is missing."""
+    """``{model: {"fingerprint": sha256, "accuracy": {config_label: accuracy},
+    "sensitivity": {config_label: {layer: accuracy}}}}``; empty if the file is missing."""
     return json.loads(path.read_text())["models"] if path.exists() else {}
 
 
@@ -85,7 +107,7 @@ class PTQSession:
         self._results: dict[tuple, PTQResult] = {}
         self._sensitivity: dict[tuple, dict[str, float]] = {}
         self._table = {} if table is None else load_accuracy_table(table)
-        self._stored: dict[str, dict[str, float]] = {}
+        self._stored: dict[str, dict] = {}
 
     def model(self, name: str) -> nn.Module:
         """The pretrained model ``name`` (a key of ``qlab.models.MODEL_NAMES``)."""
@@ -108,21 +130,25 @@ class PTQSession:
 
     @staticmethod
     def result_key(name: str, config: dict) -> tuple:
-        """The memo key of a configuration: settings ``quantize_model`` ignores are left out
-        (the calibrator unless activations are static, the activation mode while they are float),
-        so a dashboard's inert controls never trigger a new evaluation."""
-        acts_float = config.get("act_bits") is None
-        static = not acts_float and config.get("act_mode", "static") == "static"
-        ignored = ({"act_mode"} if acts_float else set()) | (set() if static else {"calibrator"})
-        return name, tuple(sorted((k, v) for k, v in config.items() if k not in ignored))
+        """The memo key of a configuration: the items of :func:`canonical_config`, so a dashboard's
+        inert controls and a default spelled out or left implicit never trigger a new evaluation."""
+        return name, tuple(sorted(canonical_config(config).items()))
 
-    def stored_accuracies(self, name: str) -> dict[str, float]:
-        """The table's accuracies of model ``name`` by :func:`config_label`, if its fingerprint matches."""
+    def _stored_entry(self, name: str) -> dict:
+        """The table's entry of model ``name`` if its fingerprint matches the loaded model, else {}."""
         if name not in self._stored:
             entry = self._table.get(name, {})
             matches = entry.get("fingerprint") == model_fingerprint(self.model(name)) if entry else False
-            self._stored[name] = entry["accuracy"] if matches else {}
+            self._stored[name] = entry if matches else {}
         return self._stored[name]
+
+    def stored_accuracies(self, name: str) -> dict[str, float]:
+        """The table's accuracies of model ``name`` by :func:`config_label`, if its fingerprint matches."""
+        return self._stored_entry(name).get("accuracy", {})
+
+    def stored_sensitivity(self, name: str) -> dict[str, dict[str, float]]:
+        """The table's :meth:`sensitivity` results of model ``name`` by :func:`config_label`, if its fingerprint matches."""
+        return self._stored_entry(name).get("sensitivity", {})
 
     def run(self, name: str, memoize: bool = True, **config) -> PTQResult:
         """Accuracy and report of ``quantize_model(model, **config)`` on the test set (the
@@ -131,7 +157,7 @@ class PTQSession:
         if memoize and key in self._results:
             return self._results[key]
         qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)
-        stored = self.stored_accuracies(name).get(config_label(dict(key[1])))
+        stored = self.stored_accuracies(name).get(config_label(config))
         result = PTQResult(evaluate(qmodel) if stored is None else stored, qmodel.report)
         if memoize:
             self._results[key] = result
@@ -144,15 +170,20 @@ class PTQSession:
         by its quantized version from ``quantize_model(model, **config)`` (same weight grid, same
         calibrated input range), evaluated on the test set. The layer whose accuracy falls
         furthest below FP32 is the one that breaks the configuration; unlike a layer's SQNR, this
-        measures its effect on the decisions. Memoized under :meth:`result_key`, like :meth:`run`.
+        measures its effect on the decisions. Memoized under :meth:`result_key`, like :meth:`run`;
+        taken from the table when it holds this setting of this very model.
         """
         key = self.result_key(name, config)
         if key not in self._sensitivity:
-            qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)
             folded = self.cache(name).folded
-            self._sensitivity[key] = {
-                layer: evaluate(one_layer_quantized(folded, qmodel, layer)) for layer, _ in weighted_layers(folded)
-            }
+            stored = self.stored_sensitivity(name).get(config_label(config))
+            if stored is None:
+                qmodel = quantize_model(self.model(name), cache=self.cache(name), **config)
+                self._sensitivity[key] = {
+                    layer: evaluate(one_layer_quantized(folded, qmodel, layer)) for layer, _ in weighted_layers(folded)
+                }
+            else:  # in the model's layer order (the table's keys are sorted)
+                self._sensitivity[key] = {layer: stored[layer] for layer, _ in weighted_layers(folded)}
         return self._sensitivity[key]
 
     def warm_up(self, name: str, calibrators: list[str], act_bits: list[int]) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import re
@@ -22,11 +23,15 @@ from qlab.dashboards import REGISTRY, Dashboard, ScaleZeroPointDashboard, Signal
 from qlab.dashboards import rounding_and_clamping
 from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, frame_png, nice_limit, snapshot_png
 from qlab.dashboards import per_channel, whole_model_ptq
-from qlab.models import load_pretrained
-from qlab.ptq import model_fingerprint
-from qlab.session import FP32_LABEL, PTQSession, config_label, load_accuracy_table
+from qlab.models import MODEL_NAMES, load_pretrained
+from qlab.evaluation import evaluate
+from qlab.ptq import model_fingerprint, quantize_model, weighted_layers
+from qlab.session import FP32_LABEL, PTQSession, config_label, load_accuracy_table, one_layer_quantized
 
 ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("dashboard_accuracy", ROOT / "benchmarks" / "dashboard_accuracy.py")
+dashboard_accuracy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dashboard_accuracy)
 
 
 @pytest.fixture(scope="module")
@@ -301,17 +306,28 @@ def test_session_key_drops_only_ignored_settings() -> None:
     assert key("cnn", floating) == key("cnn", {**floating, "calibrator": "minmax", "act_mode": "dynamic"})
 
 
+def test_session_key_is_the_same_for_a_default_left_implicit_or_spelled_out() -> None:
+    key = PTQSession.result_key
+    assert key("cnn", {"weight_bits": 4}) == key("cnn", {"weight_bits": 4, "granularity": "per_channel", "group_size": None,
+                                                        "symmetric_weights": True, "act_bits": None})
+    static = {"weight_bits": 8, "act_bits": 4}
+    assert key("cnn", static) == key("cnn", {**static, "act_mode": "static", "calibrator": "minmax", "act_granularity": "per_batch"})
+    assert key("cnn", {**static, "act_mode": "dynamic"}) != key("cnn", {**static, "act_mode": "dynamic", "act_granularity": "per_batch"})
+    assert config_label({"weight_bits": 4}) == config_label({"granularity": "per_channel", "weight_bits": 4, "act_bits": None})
+
+
 # measured accuracy table of the whole-model dashboards ------------------------------------
 def _labels(model: str, settings: list[dict]) -> set[str]:
     return {config_label(dict(PTQSession.result_key(model, c)[1])) for c in settings}
 
 
-def test_accuracy_table_covers_every_setting_of_the_per_channel_dashboard() -> None:
+def test_accuracy_table_covers_every_setting_of_both_whole_model_dashboards() -> None:
     table = load_accuracy_table()
     entry = table[per_channel.MODEL]
     assert entry["fingerprint"] == model_fingerprint(load_pretrained(per_channel.MODEL))
     assert _labels(per_channel.MODEL, per_channel.settings()) | {FP32_LABEL} <= set(entry["accuracy"])
-    for model in set(table) - {per_channel.MODEL}:  # lesson 06's models, once measured
+    for model in MODEL_NAMES:
+        assert table[model]["fingerprint"] == model_fingerprint(load_pretrained(model))
         assert _labels(model, whole_model_ptq.settings()) | {FP32_LABEL} <= set(table[model]["accuracy"])
 
 
@@ -326,6 +342,72 @@ def test_stored_accuracy_equals_a_live_evaluation(config: dict) -> None:
     finally:
         torch.set_num_threads(1)
     assert PTQSession().stored_accuracies(per_channel.MODEL)[config_label(config)] == live
+
+
+def _with_threads(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` with the 2 torch threads the table was measured with."""
+    torch.set_num_threads(2)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_accuracy_table_covers_every_setting_the_lessons_ask_for() -> None:
+    table = load_accuracy_table()
+    for lesson, kinds in dashboard_accuracy.LESSONS.items():
+        for model, settings in kinds["run"].items():
+            entry = table[model]
+            assert entry["fingerprint"] == model_fingerprint(load_pretrained(model)), model
+            missing = ({config_label(c) for c in settings} | {FP32_LABEL}) - set(entry["accuracy"])
+            assert not missing, f"lesson {lesson}, {model}: {missing}"
+        for model, settings in kinds.get("sensitivity", {}).items():
+            layers = [name for name, _ in weighted_layers(load_pretrained(model))]
+            for config in settings:
+                assert sorted(table[model]["sensitivity"][config_label(config)]) == sorted(layers), (lesson, model, config)
+
+
+@pytest.mark.parametrize(("model", "config"), [
+    ("cnn", {"weight_bits": 8, "act_bits": 8, "calibrator": "minmax"}),
+    ("depthwise", {"weight_bits": 8, "act_bits": 4, "calibrator": "entropy"}),
+    ("depthwise", {"weight_bits": 8, "act_bits": 4, "act_mode": "dynamic"}),
+])
+def test_stored_lesson_accuracy_equals_a_live_evaluation(model: str, config: dict) -> None:
+    assert config in dashboard_accuracy.LESSONS["06"]["run"][model]
+    live = _with_threads(PTQSession(table=None).run, model, memoize=False, **config).accuracy
+    assert PTQSession().run(model, **config).accuracy == PTQSession().stored_accuracies(model)[config_label(config)] == live
+
+
+def test_stored_fp32_accuracy_equals_a_live_evaluation() -> None:
+    live = _with_threads(evaluate, load_pretrained("cnn"))
+    assert PTQSession().stored_accuracies("cnn")[FP32_LABEL] == live
+
+
+@pytest.mark.parametrize("layer", ["stem_conv", "block2_pw_conv"])
+def test_stored_sensitivity_equals_a_live_evaluation(layer: str) -> None:
+    config = {"weight_bits": 8, "act_bits": 4, "calibrator": "minmax"}
+    assert config in dashboard_accuracy.LESSONS["06"]["sensitivity"]["depthwise"]
+    session = PTQSession(table=None)
+    folded = session.cache("depthwise").folded
+    qmodel = quantize_model(session.model("depthwise"), cache=session.cache("depthwise"), **config)
+    live = _with_threads(evaluate, one_layer_quantized(folded, qmodel, layer))
+    stored = PTQSession().sensitivity("depthwise", **config)
+    assert list(stored) == [name for name, _ in weighted_layers(folded)], "in the model's layer order"
+    assert stored[layer] == live
+
+
+def test_sensitivity_table_is_used_only_for_the_model_it_was_measured_on(tmp_path: Path) -> None:
+    config = {"weight_bits": 2}
+    live = PTQSession(table=None).sensitivity("mlp", **config)
+    fake = {"fc3": 0.3, "fc1": 0.1, "fc2": 0.2}  # sorted keys, as the table is written
+    table = {"models": {"mlp": {"fingerprint": model_fingerprint(load_pretrained("mlp")), "accuracy": {},
+                                "sensitivity": {config_label(config): fake}}}}
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(table))
+    assert list(PTQSession(table=path).sensitivity("mlp", **config).items()) == [("fc1", 0.1), ("fc2", 0.2), ("fc3", 0.3)]
+    table["models"]["mlp"]["fingerprint"] = "0" * 64  # other weights: evaluate instead
+    path.write_text(json.dumps(table))
+    assert PTQSession(table=path).sensitivity("mlp", **config) == live != fake
 
 
 def test_table_is_used_only_for_the_model_it_was_measured_on(tmp_path: Path) -> None:
