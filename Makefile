@@ -59,7 +59,7 @@ screenshots: setup
 	$(PY) tools/screenshots.py
 
 test: setup
-	$(PY) -m pytest tests notebooks $(NBVAL)
+	$(PY) -m pytest tests notebooks $(NBVAL) --durations=5
 	$(MAKE) --no-print-directory test-notebooks-other-cpu
 
 # Unit tests without the ones marked slow.
