@@ -42,6 +42,9 @@ def test_lsq_gradient_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     [([0.5 / 6, -0.2 / 6, -3 / 6, 4 / 6], "signs are flipped"),
      ([-0.5 / 6, 0.2 / 6, -3 / 6, 4 / 6], "Check the clipped values"),
      ([-0.5, 0.2, 3.0, -4.0], "left out LSQ's gradient scale g"),
+     ([0.5 / 6, -0.2 / 6, 3 / 6, -4 / 6], "sign inside the range"),
+     ([0.0833, -0.0333, 0.5, -0.6667], "sign inside the range"),  # x/s - round(x/s), 4 decimals
+     ([-0.5 / 48 ** 0.5, 0.2 / 48 ** 0.5, 3 / 48 ** 0.5, -4 / 48 ** 0.5], "not |qmin| = 4"),
      ([0.5 / 6, 0.2 / 6, 3 / 6, -4 / 6], "half to EVEN"),
      ([0.5, 0.2, 3.0, -4.0], "Two slips"),
      ([0.0, 0.0, 0.0, 0.0], "STE's view"),
@@ -91,7 +94,7 @@ def test_lsq_gradient_too_coarse_is_told_to_keep_decimals() -> None:
     assert "differentiate in s" in far.message, "0.017 off is not a rounding of the right value"
 
 
-@pytest.mark.parametrize(("check", "answer"), [(ex.check_ste_mask, "011110"), (ex.check_ste_mask, ["0", "1"]),
+@pytest.mark.parametrize(("check", "answer"), [(ex.check_ste_mask, "011110"),
                                                (ex.check_lsq_scale_gradient, "-0.0833, 0.0333, 0.5, -0.6667")])
 def test_text_answers_are_told_to_give_numbers(check, answer, capsys: pytest.CaptureFixture[str]) -> None:
     """Regression: a string answer used to raise TypeError inside torch.as_tensor."""
@@ -102,3 +105,12 @@ def test_text_answers_are_told_to_give_numbers(check, answer, capsys: pytest.Cap
 def test_a_single_number_is_told_the_expected_length() -> None:
     assert "one 0 or 1 for each" in ex.grade_ste_mask(1, ex.MASK_X, ex.MASK_SCALE, ex.MASK_BITS).message
     assert "one gradient for each" in ex.grade_lsq_scale_gradient(0.5, ex.LSQ_X, ex.LSQ_SCALE, ex.LSQ_BITS, ex.LSQ_N).message
+
+
+@pytest.mark.parametrize(("check", "answer"), [(ex.check_ste_mask, ["0", "1", "1", "1", "1", "0"]),
+                                               (ex.check_lsq_scale_gradient, ("-0.0833", "0.0333", "0.5", "-0.6667"))])
+def test_a_list_of_text_is_told_to_give_numbers_not_text(check, answer, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: a list of quoted numbers was told "Give a number, not a list" (it is a list, of text)."""
+    check(answer)
+    out = capsys.readouterr().out
+    assert out.startswith("Give a number for each value, not text") and "quotes" in out

@@ -35,6 +35,9 @@ def number_expected(*answers: Any) -> Feedback | None:
         if isinstance(answer, (str, bytes)):
             return Feedback(False, f"Give a number, not the text {answer!r}: remove the quotes "
                                    "(a value read with input() needs float(...)).")
+        if isinstance(answer, (list, tuple)) and any(isinstance(a, (str, bytes)) for a in answer):
+            return Feedback(False, f"Give a number for each value, not text: remove the quotes around the values in your "
+                                   f"{type(answer).__name__}.")
         try:
             torch.as_tensor(answer, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError):

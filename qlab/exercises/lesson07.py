@@ -78,8 +78,8 @@ def grade_lsq_scale_gradient(answer: Sequence[float] | None, x: Sequence[float],
     """Exercise: LSQ's scaled step-size gradient g * dQ/ds for each x, on the signed grid with step
     ``scale``, with g = 1 / sqrt(n * Qp) (``n`` values share the step, Qp = qmax).
 
-    Hints, in this order: signs all flipped; the sign of the clipped branch (-qmax above / -qmin
-    below); g forgotten; round half up instead of half to even at the tie; the STE's zero;
+    Hints, in this order: signs all flipped; the sign inside the range only (x/s - round(x/s));
+    Qp = |qmin| in g; the sign of the clipped branch (-qmax above / -qmin below); g forgotten; round half up instead of half to even at the tie; the STE's zero;
     round(x/s) alone. Each slip's answer is computed from the same formula with that one change.
     Tolerance: ``LSQ_ABS_TOL`` per value (3 decimals by hand pass); an answer within
     ``LSQ_DIGITS_TOL`` that matches no slip is told to keep more decimals, not that its method is wrong.
@@ -104,6 +104,10 @@ def grade_lsq_scale_gradient(answer: Sequence[float] | None, x: Sequence[float],
         f"g = 1/sqrt({n} * {qmax}) = {g:.4f}; inside the range dQ/ds = round(x/s) - x/s (the sawtooth, round half to "
         f"even: 2.5 -> 2), above it qmax = {qmax}, below it qmin = {qmin}; times g: {[round(float(e), 4) for e in expected]}.",
         [(-expected, "Your signs are flipped: inside it is round(x/s) - x/s, +qmax above the range and qmin (negative) below."),
+         (torch.where(clipped, expected, -expected), "Check the sign inside the range: Q = s * round(x/s) there, so "
+                                                      "dQ/ds = round(x/s) - x/s, not x/s - round(x/s)."),
+         (expected * lsq_grad_factor(n, -qmin) / g, f"Q_p in g = 1/sqrt(N * Q_p) is the positive end qmax = {qmax}, "
+                                                    f"not |qmin| = {-qmin}."),
          (torch.where(clipped, -expected, expected), f"Check the clipped values: above the range Q = s * qmax, so dQ/ds = "
                                                       f"+qmax = {qmax}; below it dQ/ds = qmin = {qmin}."),
          (expected / g, f"You left out LSQ's gradient scale g = 1/sqrt(N * Qp) = 1/sqrt({n} * {qmax}): multiply every "
