@@ -23,6 +23,24 @@ from qlab.viz import plot_level_counts, plot_levels, set_level_counts, set_level
 
 HIST_BINS = 120
 GRID_LINES_UP_TO = 64  # draw one line per level up to 6 bits
+BITS = (2, 8)  # the bits slider's range
+
+
+def weight_limit(w: torch.Tensor, symmetric: bool) -> float:
+    """Half-width of the weight axis for the tensor ``w`` under one scheme, the same for every bit width.
+
+    It holds the float histogram and the widest grid of that scheme over :data:`BITS` (a min/max
+    grid depends on min w and max w only, so each grid is that of [min w, max w]), plus 2%, from
+    the :func:`nice_limit` ladder. The limits then change only with the layer and the scheme, and
+    the static layer of the figure is drawn once per (layer, scheme), at build time.
+    """
+    ends = torch.stack([w.min(), w.max()])
+    reach = max(
+        max(-lo, hi)
+        for bits in range(BITS[0], BITS[1] + 1)
+        for lo, hi in [grid_stats(ends, bits, symmetric).q.representable_range]
+    )
+    return nice_limit(1.02 * reach)
 
 
 class BitWidthDashboard(Dashboard):
@@ -34,6 +52,7 @@ class BitWidthDashboard(Dashboard):
     def __init__(self) -> None:
         self.weights = {name: w.flatten() for name, w in folded_weights(BIT_WIDTH_MODEL).items()}
         self.histograms = {name: np.histogram(w.numpy(), bins=HIST_BINS) for name, w in self.weights.items()}
+        self.weight_limits = {(name, sym): weight_limit(w, sym) for name, w in self.weights.items() for sym in (True, False)}
         super().__init__()
         self._cache_every_static_layer()
 
@@ -42,7 +61,7 @@ class BitWidthDashboard(Dashboard):
         self.layer_dropdown = widgets.Dropdown(
             options=list(self.weights), value=BIT_WIDTH_LAYER, description=f"{BIT_WIDTH_MODEL} layer", style=style
         )
-        self.bits_slider = widgets.IntSlider(value=4, min=2, max=8, description="bits", style=style)
+        self.bits_slider = widgets.IntSlider(value=4, min=BITS[0], max=BITS[1], description="bits", style=style)
         self.symmetric_toggle = widgets.ToggleButtons(
             options=[("symmetric", True), ("affine", False)], value=True, description="scheme", style=style
         )
@@ -62,26 +81,9 @@ class BitWidthDashboard(Dashboard):
         # the count axis of the levels follows the bits (about 2x per bit): only its ticks are redrawn
         self.animate(self.ax_q.yaxis, self.hist, self.grid_lines, self.clip_lines, self.q_bars, self.title_text)
 
-    def _weight_limit(self, layer: str, symmetric: bool) -> float:
-        """Half-width of the weight axis of ``layer`` under one scheme, the same for every bit width.
-
-        It holds the float histogram and the widest grid of that scheme over the bits slider (a
-        min/max grid depends on min W and max W only, so each grid is that of [min W, max W]).
-        The limits then change only with the layer and the scheme, and the static layer of the
-        figure is drawn once per (layer, scheme), at build time.
-        """
-        w = self.weights[layer]
-        ends = torch.stack([w.min(), w.max()])
-        reach = max(
-            max(-lo, hi)
-            for bits in range(self.bits_slider.min, self.bits_slider.max + 1)
-            for lo, hi in [grid_stats(ends, bits, symmetric).q.representable_range]
-        )
-        return nice_limit(1.02 * reach)
-
     def _set_static_limits(self, layer: str, symmetric: bool) -> None:
         """The axis limits that do not depend on the bits (the levels' count axis is animated)."""
-        limit = self._weight_limit(layer, symmetric)
+        limit = self.weight_limits[layer, symmetric]
         self.ax_w.set_xlim(-limit, limit)
         self.ax_w.set_ylim(0, nice_limit(1.05 * self.histograms[layer][0].max()))
 
