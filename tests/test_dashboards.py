@@ -493,3 +493,11 @@ def test_control_moves_rarely_redraw_the_static_layer(dashboard_class: type[Dash
         assert dash.last_error is None
     misses = dash.background_misses - misses_before
     assert misses / n_moves <= MAX_BACKGROUND_MISS_FRACTION, f"{misses} of {n_moves} moves redrew the static layer"
+
+
+@pytest.mark.parametrize("dashboard_class", [SignalQuantizerDashboard, ScaleZeroPointDashboard, BitWidthDashboard])
+def test_build_sends_no_frame_before_a_browser_connects(dashboard_class: type[Dashboard]) -> None:
+    """Static layers cached at build time are rendered without sending frames: the first frame a
+    browser receives must still be a full one, or its canvas never shows the later updates."""
+    canvas = dashboard_class().canvas
+    assert canvas._force_full and canvas._data_url is None

@@ -292,23 +292,29 @@ class Dashboard:
                 self.dynamic.append(a)
         self.dynamic.sort(key=lambda a: a.get_zorder())
 
+    def render_static_layer(self) -> None:
+        """Put the static layer of the current :meth:`background_key` into the canvas's renderer:
+        from the cache, or drawn in full and cached (a build can call this for every limit set a
+        control reaches, so that no move redraws it later). Sends nothing to the browser."""
+        key = (self.fig.dpi, tuple(self.fig.bbox.size), self.background_key())
+        background = self._backgrounds.pop(key, None)
+        if background is None:
+            self.background_misses += 1
+            FigureCanvasAgg.draw(self.canvas)  # animated artists are skipped while not saving
+            background = self.canvas.get_renderer().copy_from_bbox(self.fig.bbox)
+        else:
+            self.canvas.get_renderer().restore_region(background)
+        self._backgrounds[key] = background  # most recently used last
+        while len(self._backgrounds) > BACKGROUNDS_KEPT:
+            del self._backgrounds[next(iter(self._backgrounds))]
+
     def draw_layers(self) -> None:
         """Render: the static layer (cached by :meth:`background_key`), then the animated artists.
 
         Replaces the ipympl canvas's ``draw``; like it, it ends by sending the changed pixels.
         """
         canvas = self.canvas
-        key = (self.fig.dpi, tuple(self.fig.bbox.size), self.background_key())
-        background = self._backgrounds.pop(key, None)
-        if background is None:
-            self.background_misses += 1
-            FigureCanvasAgg.draw(canvas)  # animated artists are skipped while not saving
-            background = canvas.get_renderer().copy_from_bbox(self.fig.bbox)
-        else:
-            canvas.get_renderer().restore_region(background)
-        self._backgrounds[key] = background  # most recently used last
-        while len(self._backgrounds) > BACKGROUNDS_KEPT:
-            del self._backgrounds[next(iter(self._backgrounds))]
+        self.render_static_layer()
         for artist in self.dynamic:
             if artist.get_visible():
                 self.fig.draw_artist(artist)

@@ -93,7 +93,7 @@ class BitWidthDashboard(Dashboard):
         for layer in self.weights:
             for symmetric in (True, False):
                 self._set_static_limits(layer, symmetric)
-                self.draw_layers()
+                self.render_static_layer()
         self._set_static_limits(self.layer_dropdown.value, self.symmetric_toggle.value)
 
     def compute(self) -> tuple[str, GridStats]:
