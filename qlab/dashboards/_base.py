@@ -212,6 +212,7 @@ class Dashboard:
         threads: torch threads the dashboard is meant (and benchmarked) to run with:
             1 for tensor-level dashboards, 2 for whole-model ones (full test-set evaluation).
         dynamic: the animated artists (:meth:`animate`), redrawn over the cached static layer.
+        background_misses: how many renders found no cached static layer and drew it in full.
         memoize: dashboards that cache results of visited configurations honour this flag;
             the latency benchmark turns it off so every update is measured uncached.
     """
@@ -233,6 +234,7 @@ class Dashboard:
         self.controls: list[widgets.ValueWidget] = self.build_controls()
         self.dynamic: list[Artist] = []
         self._backgrounds: dict[Hashable, Any] = {}
+        self.background_misses = 0
         self.build_figure()
         if self.dynamic:
             self.canvas.draw = self.draw_layers  # ipympl's draw requests and the benchmark call this
@@ -260,12 +262,18 @@ class Dashboard:
         raise NotImplementedError
 
     def background_key(self) -> Hashable:
-        """What the static (non-animated) artists depend on: every axes' limits by default.
+        """What the static (non-animated) artists depend on: every axes' limits by default,
+        except those of an axis (ticks, tick labels, grid) that is itself animated.
 
-        A dashboard that changes a static artist otherwise (tick labels, a static title) adds
-        what it depends on to this key.
+        A dashboard whose limit follows a control at every step animates that axis
+        (``self.animate(ax.yaxis)``): a few tick labels are redrawn on each update instead of
+        the whole static layer. A dashboard that changes a static artist otherwise (tick labels,
+        a static title) adds what it depends on to this key.
         """
-        return tuple((ax.get_xlim(), ax.get_ylim()) for ax in self.fig.axes)
+        return tuple(
+            (None if ax.xaxis.get_animated() else ax.get_xlim(), None if ax.yaxis.get_animated() else ax.get_ylim())
+            for ax in self.fig.axes
+        )
 
     def warm_up(self) -> dict[str, float]:
         """Do every first-time cost (model loading, calibration caches) now.
@@ -284,22 +292,29 @@ class Dashboard:
                 self.dynamic.append(a)
         self.dynamic.sort(key=lambda a: a.get_zorder())
 
+    def render_static_layer(self) -> None:
+        """Put the static layer of the current :meth:`background_key` into the canvas's renderer:
+        from the cache, or drawn in full and cached (a build can call this for every limit set a
+        control reaches, so that no move redraws it later). Sends nothing to the browser."""
+        key = (self.fig.dpi, tuple(self.fig.bbox.size), self.background_key())
+        background = self._backgrounds.pop(key, None)
+        if background is None:
+            self.background_misses += 1
+            FigureCanvasAgg.draw(self.canvas)  # animated artists are skipped while not saving
+            background = self.canvas.get_renderer().copy_from_bbox(self.fig.bbox)
+        else:
+            self.canvas.get_renderer().restore_region(background)
+        self._backgrounds[key] = background  # most recently used last
+        while len(self._backgrounds) > BACKGROUNDS_KEPT:
+            del self._backgrounds[next(iter(self._backgrounds))]
+
     def draw_layers(self) -> None:
         """Render: the static layer (cached by :meth:`background_key`), then the animated artists.
 
         Replaces the ipympl canvas's ``draw``; like it, it ends by sending the changed pixels.
         """
         canvas = self.canvas
-        key = (self.fig.dpi, tuple(self.fig.bbox.size), self.background_key())
-        background = self._backgrounds.pop(key, None)
-        if background is None:
-            FigureCanvasAgg.draw(canvas)  # animated artists are skipped while not saving
-            background = canvas.get_renderer().copy_from_bbox(self.fig.bbox)
-        else:
-            canvas.get_renderer().restore_region(background)
-        self._backgrounds[key] = background  # most recently used last
-        while len(self._backgrounds) > BACKGROUNDS_KEPT:
-            del self._backgrounds[next(iter(self._backgrounds))]
+        self.render_static_layer()
         for artist in self.dynamic:
             if artist.get_visible():
                 self.fig.draw_artist(artist)

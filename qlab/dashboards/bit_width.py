@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
+import torch
 
 from qlab.dashboards._base import Dashboard, nice_limit
 from qlab.grid_stats import GridStats, grid_stats
@@ -22,6 +23,24 @@ from qlab.viz import plot_level_counts, plot_levels, set_level_counts, set_level
 
 HIST_BINS = 120
 GRID_LINES_UP_TO = 64  # draw one line per level up to 6 bits
+BITS = (2, 8)  # the bits slider's range
+
+
+def weight_limit(w: torch.Tensor, symmetric: bool) -> float:
+    """Half-width of the weight axis for the tensor ``w`` under one scheme, the same for every bit width.
+
+    It holds the float histogram and the widest grid of that scheme over :data:`BITS` (a min/max
+    grid depends on min w and max w only, so each grid is that of [min w, max w]), plus 2%, from
+    the :func:`nice_limit` ladder. The limits then change only with the layer and the scheme, and
+    the static layer of the figure is drawn once per (layer, scheme), at build time.
+    """
+    ends = torch.stack([w.min(), w.max()])
+    reach = max(
+        max(-lo, hi)
+        for bits in range(BITS[0], BITS[1] + 1)
+        for lo, hi in [grid_stats(ends, bits, symmetric).q.representable_range]
+    )
+    return nice_limit(1.02 * reach)
 
 
 class BitWidthDashboard(Dashboard):
@@ -33,14 +52,16 @@ class BitWidthDashboard(Dashboard):
     def __init__(self) -> None:
         self.weights = {name: w.flatten() for name, w in folded_weights(BIT_WIDTH_MODEL).items()}
         self.histograms = {name: np.histogram(w.numpy(), bins=HIST_BINS) for name, w in self.weights.items()}
+        self.weight_limits = {(name, sym): weight_limit(w, sym) for name, w in self.weights.items() for sym in (True, False)}
         super().__init__()
+        self._cache_every_static_layer()
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
         self.layer_dropdown = widgets.Dropdown(
             options=list(self.weights), value=BIT_WIDTH_LAYER, description=f"{BIT_WIDTH_MODEL} layer", style=style
         )
-        self.bits_slider = widgets.IntSlider(value=4, min=2, max=8, description="bits", style=style)
+        self.bits_slider = widgets.IntSlider(value=4, min=BITS[0], max=BITS[1], description="bits", style=style)
         self.symmetric_toggle = widgets.ToggleButtons(
             options=[("symmetric", True), ("affine", False)], value=True, description="scheme", style=style
         )
@@ -57,7 +78,23 @@ class BitWidthDashboard(Dashboard):
         self.ax_q.set(xlabel="weight value (dimensionless)", ylabel="weights per level")
         self.fig.legend(loc="upper center", ncols=4, bbox_to_anchor=(0.54, 1.0), frameon=False, fontsize=9)  # outside the data
         self.title_text = self.fig.text(0.54, 0.88, "", ha="center", fontsize=12)
-        self.animate(self.hist, self.grid_lines, self.clip_lines, self.q_bars, self.title_text)
+        # the count axis of the levels follows the bits (about 2x per bit): only its ticks are redrawn
+        self.animate(self.ax_q.yaxis, self.hist, self.grid_lines, self.clip_lines, self.q_bars, self.title_text)
+
+    def _set_static_limits(self, layer: str, symmetric: bool) -> None:
+        """The axis limits that do not depend on the bits (the levels' count axis is animated)."""
+        limit = self.weight_limits[layer, symmetric]
+        self.ax_w.set_xlim(-limit, limit)
+        self.ax_w.set_ylim(0, nice_limit(1.05 * self.histograms[layer][0].max()))
+
+    def _cache_every_static_layer(self) -> None:
+        """Render the static layer of every (layer, scheme) now, at build time, so that no control
+        move redraws it later (at most ``BACKGROUNDS_KEPT`` of them are kept)."""
+        for layer in self.weights:
+            for symmetric in (True, False):
+                self._set_static_limits(layer, symmetric)
+                self.render_static_layer()
+        self._set_static_limits(self.layer_dropdown.value, self.symmetric_toggle.value)
 
     def compute(self) -> tuple[str, GridStats]:
         layer, bits, symmetric = (c.value for c in self.controls)
@@ -70,9 +107,7 @@ class BitWidthDashboard(Dashboard):
         levels = s.q.levels.numpy()
         set_levels(self.grid_lines, self.clip_lines, levels if len(levels) <= GRID_LINES_UP_TO else [], s.q.representable_range)
         set_level_counts(self.q_bars, levels, s.counts)
-        lo, hi = min(edges[0], levels[0]), max(edges[-1], levels[-1])  # lo < 0 < hi for these layers
-        self.ax_w.set_xlim(-nice_limit(-1.02 * lo), nice_limit(1.02 * hi))
-        self.ax_w.set_ylim(0, nice_limit(1.05 * counts.max()))
+        self._set_static_limits(layer, s.symmetric)
         self.ax_q.set_ylim(0, nice_limit(1.05 * s.counts.max()))
         self.title_text.set_text(f"{layer}: {s.bits}-bit {'symmetric' if s.symmetric else 'affine'}, SQNR {s.sqnr_db:.1f} dB")
 

@@ -85,7 +85,8 @@ class SignalQuantizerDashboard(Dashboard):
         self.suptitle = self.fig.text(0.55, 0.89, "", ha="center", fontsize=13)
         top = 1.15 * max(self.clip_slider.max, *(float(x.abs().max()) for x in self.signals.values()))
         self.ax_sig.set_ylim(-top, top)  # fixed: holds every signal and clipping range
-        self.animate(self.line_x, self.line_q, self.line_err, self.clip_lines, self.band_lines, self.suptitle)
+        # the error axis follows the step (every bits move): only its ticks are redrawn, not the static layer
+        self.animate(self.ax_err.yaxis, self.line_x, self.line_q, self.line_err, self.clip_lines, self.band_lines, self.suptitle)
 
     def compute(self) -> SignalState:
         name, bits, clip, mode = (c.value for c in self.controls)

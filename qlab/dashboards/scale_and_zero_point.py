@@ -63,7 +63,9 @@ class ScaleZeroPointDashboard(Dashboard):
         self.ax_r.set(ylim=(-0.9, 1.9), yticks=[], xlabel="real value x (same units as the data)")
         self.ax_r.grid(False)
         self.title_text = self.fig.text(0.54, 0.87, "", ha="center", fontsize=12)
-        self.animate(self.transfer, self.zp_hline, self.range_span_q, self.range_span_r, self.ticks, self.zero_tick,
+        # the real axis follows the range and the code axis bits and signedness: only their ticks
+        # are redrawn on each update, over a static layer that never changes
+        self.animate(self.ax_q.xaxis, self.ax_r.xaxis, self.ax_q.yaxis, self.transfer, self.zp_hline, self.range_span_q, self.range_span_r, self.ticks, self.zero_tick,
                      *self.bracket, *self.code_labels, self.title_text)
 
     def compute(self) -> GridState:
