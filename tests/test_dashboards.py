@@ -21,7 +21,9 @@ from PIL import Image
 
 from qlab import metrics, signals
 from qlab.affine import dequantize, fake_quantize, qparams_from_range, qrange, quantize
-from qlab.dashboards import REGISTRY, BitWidthDashboard, Dashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard
+from qlab.dashboards import (
+    REGISTRY, BitWidthDashboard, Dashboard, RangeChoiceDashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard,
+)
 from qlab.dashboards import rounding_and_clamping
 from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, frame_png, nice_limit, snapshot_png
 from qlab.dashboards import per_channel, whole_model_ptq
@@ -34,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("dashboard_accuracy", ROOT / "benchmarks" / "dashboard_accuracy.py")
 dashboard_accuracy = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(dashboard_accuracy)
+LATENCY_BROWSER_MARKER = "<!-- browser-side table: benchmarks/dashboard_latency_browser.py -->"
+"""Where the browser-side part of benchmarks/results/dashboard_latency.md starts (the kernel-side table comes first)."""
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +84,8 @@ def test_threads_and_budget_agree_with_notebook_and_latency_results(name: str) -
     first = next(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
     threads = re.search(r"^setup\((?:threads=(\d))?\)$", first, re.M)
     assert threads is not None and int(threads.group(1) or 1) == cls.threads
-    (row,) = [line for line in (ROOT / "benchmarks" / "results" / "dashboard_latency.md").read_text().splitlines()
-              if line.startswith(f"| {name} |")]
+    kernel_side = (ROOT / "benchmarks" / "results" / "dashboard_latency.md").read_text().split(LATENCY_BROWSER_MARKER)[0]
+    (row,) = [line for line in kernel_side.splitlines() if line.startswith(f"| {name} |")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert int(cells[1]) == cls.threads and float(cells[2]) == cls.budget_ms
 
@@ -530,6 +534,7 @@ def test_frames_equal_matplotlibs_and_use_the_fast_zlib_level(signal_dash: Signa
     assert frame_png(canvas) is None  # nothing new drawn since
 
 
+LAYERED_TENSOR_DASHBOARDS = [SignalQuantizerDashboard, ScaleZeroPointDashboard, BitWidthDashboard, RangeChoiceDashboard]
 MAX_BACKGROUND_MISS_FRACTION = 0.05  # p95 <= 2 x p50 needs fewer than 1 move in 20 to redraw the static layer
 
 
@@ -558,7 +563,7 @@ def _random_move(control: widgets.ValueWidget, rng: random.Random) -> Any:
     return _step_move(control)
 
 
-@pytest.mark.parametrize("dashboard_class", [SignalQuantizerDashboard, ScaleZeroPointDashboard, BitWidthDashboard])
+@pytest.mark.parametrize("dashboard_class", LAYERED_TENSOR_DASHBOARDS)
 @pytest.mark.parametrize("moves", ["step", "random"])
 def test_control_moves_rarely_redraw_the_static_layer(dashboard_class: type[Dashboard], moves: str) -> None:
     """Over 60 moves (round-robin over the controls) almost every render reuses a cached static
@@ -577,9 +582,30 @@ def test_control_moves_rarely_redraw_the_static_layer(dashboard_class: type[Dash
     assert misses / n_moves <= MAX_BACKGROUND_MISS_FRACTION, f"{misses} of {n_moves} moves redrew the static layer"
 
 
-@pytest.mark.parametrize("dashboard_class", [SignalQuantizerDashboard, ScaleZeroPointDashboard, BitWidthDashboard])
+@pytest.mark.parametrize("dashboard_class", LAYERED_TENSOR_DASHBOARDS)
 def test_build_sends_no_frame_before_a_browser_connects(dashboard_class: type[Dashboard]) -> None:
     """Static layers cached at build time are rendered without sending frames: the first frame a
     browser receives must still be a full one, or its canvas never shows the later updates."""
     canvas = dashboard_class().canvas
     assert canvas._force_full and canvas._data_url is None
+
+
+@pytest.mark.parametrize("dashboard_class", [BitWidthDashboard, RangeChoiceDashboard])
+def test_static_layers_rendered_at_build_match_a_fresh_render(dashboard_class: type[Dashboard]) -> None:
+    """Every option of the dropdowns and toggles shows its static layer from the build-time cache,
+    pixel for pixel as drawn from scratch, without redrawing it."""
+    dash = dashboard_class()
+    dash.canvas.draw()
+    misses_before = dash.background_misses
+    for control in dash.controls:
+        if not isinstance(control, (widgets.Dropdown, widgets.ToggleButtons)):
+            continue
+        for _ in control.options:
+            control.value = _step_move(control)
+            cached = _pixels(dash)
+            assert dash.background_misses == misses_before, f"{control.description}={control.value!r} redrew the static layer"
+            backgrounds = dict(dash._backgrounds)
+            dash._backgrounds.clear()
+            np.testing.assert_array_equal(cached, _pixels(dash))
+            dash._backgrounds = backgrounds
+            misses_before = dash.background_misses

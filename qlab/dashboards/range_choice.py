@@ -16,7 +16,9 @@ against t with the current point, on a log axis floored a decade below the sweep
 total MSE (a clipping error below that floor is negligible next to the rounding error).
 
 Everything but the threshold line and the marker depends only on (tensor, bits), so it is
-part of the cached static layer (:meth:`RangeChoiceDashboard.background_key`).
+part of the cached static layer (:meth:`RangeChoiceDashboard.background_key`). The four static
+layers are rendered at build time, so no control move redraws one (a tensor or bits change that
+drew its layer in full took about twice as long as the other moves).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class RangeChoiceDashboard(Dashboard):
             for name, (x, signed) in tensors.items()
         }
         super().__init__()
+        self._cache_every_static_layer()
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
@@ -102,11 +105,37 @@ class RangeChoiceDashboard(Dashboard):
         )
         self.ax_e.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
         self.title_text = self.ax_h.set_title("", fontsize=12)
+        self.sweep_shown: tuple[str, int] | None = None
         self.animate(self.t_line, self.marker)
 
     def background_key(self) -> Hashable:
         """The static layer shows one (tensor, bits) sweep: histogram, curves, percentile, sweet spot."""
-        return self.tensor_dropdown.value, self.bits_toggle.value
+        return self.sweep_shown
+
+    def _show_sweep(self, tensor: RangeSweep, bits: int) -> None:
+        """Set the static artists and limits to the sweep of ``tensor`` at ``bits``."""
+        curve = tensor.curves[bits]
+        counts, edges = tensor.hist
+        self.hist.set_data(counts, edges)
+        self.ax_h.set_ylim(0.5, 2 * counts.max())
+        self.ax_e.set_xlim(0.0, 1.02 * tensor.amax)
+        for line, x in ((self.p_line, tensor.percentile), (self.best_line, curve.thresholds[curve.best])):
+            line.set_data(*vertical_segments([x], 0.0, 1.0)[0].T)
+        self.clip_curve.set_data(curve.thresholds, curve.clipping)
+        self.round_curve.set_data(curve.thresholds, curve.rounding)
+        self.total_curve.set_data(curve.thresholds, curve.total)
+        self.ax_e.set_ylim(0.1 * curve.total.min(), 2 * curve.total.max())
+        self.title_text.set_text(f"{tensor.name}, {bits} bits")
+        self.sweep_shown = (tensor.name, bits)
+
+    def _cache_every_static_layer(self) -> None:
+        """Render the static layer of every (tensor, bits) now, at build time, so that no control
+        move redraws it later (4 layers, within ``BACKGROUNDS_KEPT``); sends nothing."""
+        for tensor in self.tensors.values():
+            for bits in BITS_OPTIONS:
+                self._show_sweep(tensor, bits)
+                self.render_static_layer()
+        self._show_sweep(self.state.tensor, self.state.bits)
 
     def compute(self) -> RangeState:
         name, bits, fraction = (c.value for c in self.controls)
@@ -114,19 +143,10 @@ class RangeChoiceDashboard(Dashboard):
         return RangeState(self.tensors[name], bits, index)
 
     def redraw(self, s: RangeState) -> None:
-        tensor, curve = s.tensor, s.curve
-        counts, edges = tensor.hist
-        self.hist.set_data(counts, edges)
-        self.ax_h.set_ylim(0.5, 2 * counts.max())
-        self.ax_e.set_xlim(0.0, 1.02 * tensor.amax)
-        for line, x in ((self.t_line, s.threshold), (self.p_line, tensor.percentile), (self.best_line, curve.thresholds[curve.best])):
-            line.set_data(*vertical_segments([x], 0.0, 1.0)[0].T)
-        self.clip_curve.set_data(curve.thresholds, curve.clipping)
-        self.round_curve.set_data(curve.thresholds, curve.rounding)
-        self.total_curve.set_data(curve.thresholds, curve.total)
-        self.marker.set_data([s.threshold], [curve.total[s.index]])
-        self.ax_e.set_ylim(0.1 * curve.total.min(), 2 * curve.total.max())
-        self.title_text.set_text(f"{tensor.name}, {s.bits} bits")
+        if self.sweep_shown != (s.tensor.name, s.bits):
+            self._show_sweep(s.tensor, s.bits)
+        self.t_line.set_data(*vertical_segments([s.threshold], 0.0, 1.0)[0].T)
+        self.marker.set_data([s.threshold], [s.curve.total[s.index]])
 
     def readout_lines(self, s: RangeState) -> list[str]:
         tensor, curve, i = s.tensor, s.curve, s.index
