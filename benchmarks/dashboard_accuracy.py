@@ -14,6 +14,10 @@ matches, and evaluates it otherwise; ``PTQSession.sensitivity`` likewise. Every 
 ``PTQSession.run(..., memoize=False)`` (or ``PTQSession.sensitivity``) with 2 torch threads,
 exactly what the dashboard or lesson would compute live; tests/test_dashboards.py re-evaluates
 sample settings and compares them bit for bit. Entries not measured in this run are kept.
+
+For lesson 06's dashboard the table also stores each model's calibrated activation ranges
+(``PTQCache.act_ranges``) for every calibrator and activation bit width the dashboard offers,
+which ``PTQSession.cache`` preloads (same fingerprint check), so no first visit calibrates.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from qlab.dashboards import per_channel, whole_model_ptq
 from qlab.exercises import lesson05, lesson06
 from qlab.models import MODEL_NAMES
 from qlab.ptq import model_fingerprint
-from qlab.session import ACCURACY_TABLE, FP32_LABEL, PTQSession, config_label
+from qlab.session import ACCURACY_TABLE, FP32_LABEL, PTQSession, config_label, range_label, ranges_to_json
 
 DASHBOARDS = {"05": {per_channel.MODEL: per_channel.settings()}, "06": {name: whole_model_ptq.settings() for name in MODEL_NAMES}}
 
@@ -71,6 +75,14 @@ def measure(session: PTQSession, model: str, settings: list[dict], known: dict[s
     return out
 
 
+def measure_act_ranges(session: PTQSession, model: str) -> dict[str, dict[str, list]]:
+    """Lesson 06's dashboard's activation ranges of ``model`` by ``range_label``: every
+    calibrator at every activation bit width it offers."""
+    bits = [b for _, b in whole_model_ptq.ACT_BITS if b != whole_model_ptq.FLOAT]
+    cache = session.cache(model)
+    return {range_label(c, b): ranges_to_json(cache.act_ranges(c, b)) for c in CALIBRATORS for b in bits}
+
+
 def measure_sensitivity(session: PTQSession, model: str, settings: list[dict], known: dict[str, dict]) -> dict[str, dict]:
     """``PTQSession.sensitivity`` of each setting by ``config_label`` (``known`` ones are reused)."""
     out = {}
@@ -108,6 +120,9 @@ def main() -> int:
                 session, model, kinds.get("sensitivity", {}).get(model, []), known_sensitivity)}
             if sensitivity:
                 new_entry["sensitivity"] = sensitivity
+            act_ranges = measure_act_ranges(session, model) if lesson == "06" and not args.lessons else entry.get("act_ranges")
+            if act_ranges:
+                new_entry["act_ranges"] = act_ranges
             table["models"][model] = new_entry
             table["generated"] = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}"
             ACCURACY_TABLE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")  # after each model

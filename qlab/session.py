@@ -11,7 +11,11 @@ lessons' cells and checks ask for (including :meth:`PTQSession.sensitivity`'s on
 are measured once, by ``benchmarks/dashboard_accuracy.py``, into :data:`ACCURACY_TABLE` (with
 each model's fingerprint); :meth:`PTQSession.run` and :meth:`PTQSession.sensitivity` take a
 setting's accuracies from there when the model's fingerprint matches and evaluate them
-otherwise. The report (per-layer SQNR, sizes) is always computed live.
+otherwise. The report (per-layer SQNR, sizes) is always computed live. The table also holds
+each model's calibrated activation ranges for the dashboard's calibrators and bit widths
+(the mse/entropy/histogram searches take up to about a second per model and bit width), which
+:meth:`PTQSession.cache` preloads under the same fingerprint check, so a first visit to a
+setting calibrates nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qlab.calibration import CALIBRATORS
+from qlab.calibration import CALIBRATORS, depends_on_bits
 from qlab.data import calibration_subset
 from qlab.evaluation import evaluate
 from qlab.models import load_pretrained
@@ -69,8 +73,26 @@ def config_label(config: dict) -> str:
 
 def load_accuracy_table(path: Path = ACCURACY_TABLE) -> dict[str, dict]:
     """``{model: {"fingerprint": sha256, "accuracy": {config_label: accuracy},
-    "sensitivity": {config_label: {layer: accuracy}}}}``; empty if the file is missing."""
+    "sensitivity": {config_label: {layer: accuracy}},
+    "act_ranges": {range_label: {layer: [min_val, max_val]}}}}``; empty if the file is missing."""
     return json.loads(path.read_text())["models"] if path.exists() else {}
+
+
+def range_label(calibrator: str, bits: int) -> str:
+    """The table's key of a calibrator's activation ranges: ``"mse/8"``, or ``"minmax"`` for a
+    calibrator whose range does not depend on the bit width."""
+    return f"{calibrator}/{bits}" if depends_on_bits(calibrator) else calibrator
+
+
+def ranges_to_json(ranges: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, list]:
+    """``PTQCache.act_ranges`` output as ``{layer: [min_val, max_val]}`` (float32 values, exact as JSON floats)."""
+    return {layer: [lo.tolist(), hi.tolist()] for layer, (lo, hi) in ranges.items()}
+
+
+def ranges_from_json(stored: dict[str, list]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Inverse of :func:`ranges_to_json`: float32 tensors, bit for bit the ones stored."""
+    return {layer: (torch.tensor(lo, dtype=torch.float32), torch.tensor(hi, dtype=torch.float32))
+            for layer, (lo, hi) in stored.items()}
 
 
 def calibration_data(n: int = CALIBRATION_IMAGES) -> torch.Tensor:
@@ -116,9 +138,15 @@ class PTQSession:
         return self._models[name]
 
     def cache(self, name: str) -> PTQCache:
-        """The PTQCache of model ``name`` (folded model, calibration inputs, ranges)."""
+        """The PTQCache of model ``name`` (folded model, calibration inputs, ranges), with the
+        table's activation ranges preloaded if the model's fingerprint matches."""
         if name not in self._caches:
-            self._caches[name] = build_cache(self.model(name))
+            cache = build_cache(self.model(name))
+            for label, stored in self.stored_act_ranges(name).items():
+                calibrator, _, bits = label.partition("/")
+                restored = ranges_from_json(stored)  # in the model's layer order (the table's keys are sorted)
+                cache.ranges[(calibrator, int(bits) if bits else None)] = {layer: restored[layer] for layer in cache.layer_inputs}
+            self._caches[name] = cache
         return self._caches[name]
 
     def fp32_accuracy(self, name: str) -> float:
@@ -149,6 +177,10 @@ class PTQSession:
     def stored_sensitivity(self, name: str) -> dict[str, dict[str, float]]:
         """The table's :meth:`sensitivity` results of model ``name`` by :func:`config_label`, if its fingerprint matches."""
         return self._stored_entry(name).get("sensitivity", {})
+
+    def stored_act_ranges(self, name: str) -> dict[str, dict[str, list]]:
+        """The table's activation ranges of model ``name`` by :func:`range_label`, if its fingerprint matches."""
+        return self._stored_entry(name).get("act_ranges", {})
 
     def run(self, name: str, memoize: bool = True, **config) -> PTQResult:
         """Accuracy and report of ``quantize_model(model, **config)`` on the test set (the

@@ -30,7 +30,9 @@ from qlab.dashboards import per_channel, whole_model_ptq
 from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.evaluation import evaluate
 from qlab.ptq import model_fingerprint, quantize_model, weighted_layers
-from qlab.session import FP32_LABEL, PTQSession, config_label, load_accuracy_table, one_layer_quantized
+from qlab.calibration import CALIBRATORS
+from qlab.session import (FP32_LABEL, PTQSession, config_label, load_accuracy_table, one_layer_quantized,
+                          range_label, ranges_from_json)
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("dashboard_accuracy", ROOT / "benchmarks" / "dashboard_accuracy.py")
@@ -400,6 +402,53 @@ def test_stored_sensitivity_equals_a_live_evaluation(layer: str) -> None:
     stored = PTQSession().sensitivity("depthwise", **config)
     assert list(stored) == [name for name, _ in weighted_layers(folded)], "in the model's layer order"
     assert stored[layer] == live
+
+
+def _dashboard_act_bits() -> list[int]:
+    return [b for _, b in whole_model_ptq.ACT_BITS if b != whole_model_ptq.FLOAT]
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_stored_act_ranges_equal_a_live_calibration(model: str) -> None:
+    """Every calibrator at every activation bit width of lesson 06's dashboard, bit for bit."""
+    session = PTQSession()
+    labels = {range_label(c, b) for c in CALIBRATORS for b in _dashboard_act_bits()}
+    assert set(session.stored_act_ranges(model)) == labels
+    live_cache = PTQSession(table=None).cache(model)
+    for calibrator in CALIBRATORS:
+        for bits in _dashboard_act_bits():
+            live = _with_threads(live_cache.act_ranges, calibrator, bits)
+            kept = session.cache(model).act_ranges(calibrator, bits)
+            assert list(kept) == list(live), (calibrator, bits)
+            for layer, (lo, hi) in live.items():
+                assert torch.equal(kept[layer][0], lo) and torch.equal(kept[layer][1], hi), (calibrator, bits, layer)
+
+
+def test_first_visit_to_a_static_setting_calibrates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's cache starts with the table's ranges: no calibrator runs on a first visit."""
+    def no_calibration(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("calibrated although the table holds the ranges")
+
+    session = PTQSession()
+    session.cache("depthwise")
+    monkeypatch.setattr("qlab.ptq.calibrate", no_calibration)
+    for calibrator in CALIBRATORS:
+        for bits in _dashboard_act_bits():
+            session.run("depthwise", weight_bits=8, act_bits=bits, calibrator=calibrator)
+
+
+def test_act_ranges_are_used_only_for_the_model_they_were_measured_on(tmp_path: Path) -> None:
+    live = PTQSession(table=None).cache("mlp").act_ranges("mse", 8)
+    fake = {layer: [-1.0, 2.0] for layer in live}
+    table = {"models": {"mlp": {"fingerprint": model_fingerprint(load_pretrained("mlp")), "accuracy": {},
+                                "act_ranges": {range_label("mse", 8): fake}}}}
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(table))
+    assert PTQSession(table=path).cache("mlp").act_ranges("mse", 8) == ranges_from_json(fake)
+    table["models"]["mlp"]["fingerprint"] = "0" * 64  # other weights: calibrate instead
+    path.write_text(json.dumps(table))
+    recalibrated = PTQSession(table=path).cache("mlp").act_ranges("mse", 8)
+    assert all(torch.equal(recalibrated[k][i], live[k][i]) for k in live for i in (0, 1))
 
 
 def test_sensitivity_table_is_used_only_for_the_model_it_was_measured_on(tmp_path: Path) -> None:
