@@ -25,6 +25,7 @@ from qlab.dashboards import (
     REGISTRY, BitWidthDashboard, Dashboard, RangeChoiceDashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard,
 )
 from qlab.dashboards import rounding_and_clamping
+from qlab.dashboards.integer_inference import MultiplierPrecisionDashboard
 from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, frame_png, nice_limit, snapshot_png
 from qlab.dashboards import per_channel, whole_model_ptq
 from qlab.models import MODEL_NAMES, load_pretrained
@@ -583,7 +584,8 @@ def test_frames_equal_matplotlibs_and_use_the_fast_zlib_level(signal_dash: Signa
     assert frame_png(canvas) is None  # nothing new drawn since
 
 
-LAYERED_TENSOR_DASHBOARDS = [SignalQuantizerDashboard, ScaleZeroPointDashboard, BitWidthDashboard, RangeChoiceDashboard]
+LAYERED_TENSOR_DASHBOARDS = [SignalQuantizerDashboard, ScaleZeroPointDashboard, BitWidthDashboard, RangeChoiceDashboard,
+                             MultiplierPrecisionDashboard]
 MAX_BACKGROUND_MISS_FRACTION = 0.05  # p95 <= 2 x p50 needs fewer than 1 move in 20 to redraw the static layer
 
 

@@ -238,7 +238,7 @@ class MultiplierPrecisionDashboard(Dashboard):
         self.marker = self.ax_acc.axvline(8, color="tab:red")
         self.ax_acc.set(xlabel="bits of M0 (red: chosen)", ylabel="test accuracy (%)", title="test set (band: ±1 standard error)",
                         xticks=bits, xlim=(0, 34))
-        self.animate(self.err_bars, self.chg_bars, self.marker)
+        self.animate(self.ax_err.yaxis, self.err_bars, self.chg_bars, self.marker)  # its y-limit follows the bits
 
     def compute(self) -> PrecisionState:
         bits = self.controls[0].value
