@@ -30,9 +30,8 @@ import torch
 from qlab.evaluation import evaluate
 from qlab.train import deterministic_cpu
 from qlab.session import PTQSession
-from qlab.models import load_pretrained
-from qlab.qat import convert, prepare_qat
-from qlab.qat_train import CHECKPOINT_SETTINGS, NUM_THREADS, QAT_CHECKPOINT_DIR, QAT_INIT, QAT_LR, QAT_RECIPE, finetune, lr_text, save_checkpoint
+from qlab.qat import convert
+from qlab.qat_train import CHECKPOINT_SETTINGS, NUM_THREADS, QAT_CHECKPOINT_DIR, QAT_INIT, QAT_LR, QAT_RECIPE, finetune, lr_text, prepared, save_checkpoint
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = ("cnn", "depthwise", "mlp")
@@ -80,8 +79,8 @@ def start_accuracy(name: str, setting: str) -> float:
     """Test accuracy of the LSQ model of (``name``, ``setting``) before any training step: what the
     calibrated start (``QAT_INIT``) alone gives, so the table separates it from what training adds."""
     w_bits, a_bits, gran = SETTINGS[setting]
+    model = prepared(name, w_bits, a_bits, "lsq", gran)
     with deterministic_cpu(NUM_THREADS):
-        model = prepare_qat(load_pretrained(name), w_bits, a_bits, "lsq", gran, **QAT_INIT)
         return evaluate(convert(model.eval()))
 
 

@@ -52,7 +52,7 @@ from qlab.models import CHECKPOINT_DIR, MODEL_NAMES, load_pretrained
 from qlab.qat import penalty, prepare_qat
 from qlab.train import TRAIN_CONFIGS, Callback, TrainConfig, deterministic_cpu, fit, write_checksums
 
-__all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "RESULTS_FILE", "benchmark_results", "QAT_CHECKPOINT_SHA256", "QAT_INIT", "QAT_LR", "QAT_RECIPE", "choose_lr", "lr_text", "VALIDATION_SIZE", "accuracy_on", "finetune", "load_qat", "main", "validation_split"]
+__all__ = ["NUM_THREADS", "QAT_CHECKPOINT_DIR", "RESULTS_FILE", "benchmark_results", "QAT_CHECKPOINT_SHA256", "QAT_INIT", "QAT_LR", "QAT_RECIPE", "choose_lr", "lr_text", "VALIDATION_SIZE", "accuracy_on", "finetune", "load_qat", "main", "prepared", "validation_split"]
 
 NUM_THREADS: int = 1
 """One thread per run: the benchmark's runs are independent and can run side by side."""
@@ -137,6 +137,15 @@ def accuracy_on(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> fl
     return (predict_logits(model, images).argmax(dim=1) == labels).float().mean().item()
 
 
+def prepared(name: str, weight_bits: int, act_bits: int | None, method: str, granularity: str = "per_channel",
+             **qat_options: Any) -> nn.Sequential:
+    """The QAT model every fine-tune of pretrained model ``name`` starts from, before any step:
+    ``prepare_qat`` over :data:`QAT_INIT` (``qat_options`` override it), calibrated with
+    :data:`NUM_THREADS` threads."""
+    with deterministic_cpu(NUM_THREADS):
+        return prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **{**QAT_INIT, **qat_options})
+
+
 def finetune(
     name: str,
     weight_bits: int,
@@ -161,8 +170,7 @@ def finetune(
     ``recipe(name, epochs)``; ``progress=False`` hides fit's tqdm bar; ``qat_options`` go to
     ``prepare_qat`` over :data:`QAT_INIT`.
     """
-    with deterministic_cpu(NUM_THREADS):
-        model = prepare_qat(load_pretrained(name), weight_bits, act_bits, method, granularity, **{**QAT_INIT, **qat_options})
+    model = prepared(name, weight_bits, act_bits, method, granularity, **qat_options)
     if on_prepared is not None:
         on_prepared(model)
     stats = fit(model, recipe(name, epochs) if config is None else config, max_steps=max_steps, callback=callback, num_threads=NUM_THREADS,
