@@ -25,8 +25,8 @@ from qlab.dashboards import (
     REGISTRY, BitWidthDashboard, Dashboard, RangeChoiceDashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard,
 )
 from qlab.dashboards import rounding_and_clamping
-from qlab.dashboards.integer_inference import MultiplierPrecisionDashboard
-from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, frame_png, nice_limit, snapshot_png
+from qlab.dashboards.integer_inference import FollowOneOutputDashboard, MultiplierPrecisionDashboard
+from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, frame_png, nice_limit, rgba_png, snapshot_png
 from qlab.dashboards import per_channel, whole_model_ptq
 from qlab.models import MODEL_NAMES, load_pretrained
 from qlab.evaluation import evaluate
@@ -221,7 +221,7 @@ def test_cached_static_layer_draws_the_same_pixels_as_a_fresh_one(built, name: s
     control = next(c for c in dash.controls if isinstance(c, (widgets.IntSlider, widgets.FloatSlider)))
     control.value = control.value + control.step if control.value + control.step <= control.max else control.min
     cached = _pixels(dash)
-    dash._backgrounds.clear()
+    dash.forget_layers()
     fresh = _pixels(dash)
     assert dash.fig is fig and dash.dynamic == artists and dash.canvas.figure is fig
     assert not np.array_equal(before, cached)  # the step shows
@@ -586,6 +586,8 @@ def test_frames_equal_matplotlibs_and_use_the_fast_zlib_level(signal_dash: Signa
 
 LAYERED_TENSOR_DASHBOARDS = [SignalQuantizerDashboard, ScaleZeroPointDashboard, BitWidthDashboard, RangeChoiceDashboard,
                              MultiplierPrecisionDashboard]
+ANIMATED_AXIS_DASHBOARDS = [SignalQuantizerDashboard, ScaleZeroPointDashboard, BitWidthDashboard, MultiplierPrecisionDashboard,
+                            FollowOneOutputDashboard]
 MAX_BACKGROUND_MISS_FRACTION = 0.05  # p95 <= 2 x p50 needs fewer than 1 move in 20 to redraw the static layer
 
 
@@ -660,3 +662,44 @@ def test_static_layers_rendered_at_build_match_a_fresh_render(dashboard_class: t
             np.testing.assert_array_equal(cached, _pixels(dash))
             dash._backgrounds = backgrounds
             misses_before = dash.background_misses
+
+
+@pytest.mark.parametrize("dashboard_class", ANIMATED_AXIS_DASHBOARDS)
+def test_kept_axis_pictures_draw_the_same_pixels_as_fresh_axes(dashboard_class: type[Dashboard]) -> None:
+    """Over 30 seeded moves (steps and jumps, so limits recur), every frame drawn from kept static
+    layers and axis pictures equals the frame drawn from scratch, and the kept pictures are used."""
+    dash = dashboard_class()
+    assert any(isinstance(a, matplotlib.axis.Axis) for a in dash.dynamic)
+    rng, copied = random.Random(1), 0
+    for i in range(30):
+        control = dash.controls[i % len(dash.controls)]
+        control.value = _step_move(control) if i % 3 else _random_move(control, rng)
+        misses = dash.axis_misses
+        kept = _pixels(dash)
+        copied += dash.axis_misses == misses
+        cached = dict(dash._backgrounds), dict(dash._axis_pictures)
+        dash.forget_layers()
+        np.testing.assert_array_equal(kept, _pixels(dash), err_msg=f"move {i}: {control.description}={control.value!r}")
+        dash._backgrounds, dash._axis_pictures = cached
+    assert copied >= 5, f"only {copied} of 30 frames reused an axis picture"
+
+
+def test_update_sends_the_frame_before_the_readout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The figure is what the learner watches: its frame leaves the kernel before the readout's
+    message, whose layout work in the browser would otherwise run while the kernel draws."""
+    dash = SignalQuantizerDashboard()
+    _connect_browser(dash)
+    order: list[str] = []
+    send = dash.canvas.send
+    monkeypatch.setattr(dash.canvas, "send", lambda content, buffers=None: (order.append("frame"), send(content, buffers)))
+    dash.readout_box.observe(lambda change: order.append("readout"), names="value")
+    dash.bits_slider.value = 5
+    assert order == ["frame", "readout"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (384, 720)])
+def test_frame_png_encoder_round_trips_rgba_pixels(shape: tuple[int, int]) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (*shape, 4), dtype=np.uint8)
+    pixels[: shape[0] // 2] = 0  # transparent rows, as in a "diff" frame
+    png = rgba_png(pixels, 1)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)

@@ -146,7 +146,7 @@ class FollowOneOutputDashboard(Dashboard):
         self.ax_terms.axhline(0, color="k", lw=0.8)
         self.ax_terms.set(title="int32 accumulator terms", ylabel="integer value")
         self.suptitle = self.fig.suptitle("")
-        self.animate(self.im_x, self.im_w, self.bars, self.suptitle)
+        self.animate(self.ax_terms.yaxis, self.im_x, self.im_w, self.bars, self.suptitle)  # its y-limit follows the terms
 
     def compute(self) -> OutputTrace:
         name, channel, position, image = (c.value for c in self.controls)
