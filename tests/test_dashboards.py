@@ -703,3 +703,34 @@ def test_frame_png_encoder_round_trips_rgba_pixels(shape: tuple[int, int]) -> No
     pixels[: shape[0] // 2] = 0  # transparent rows, as in a "diff" frame
     png = rgba_png(pixels, 1)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)
+
+
+def _without_glyph_cache(dash: Dashboard) -> np.ndarray:
+    """The dashboard's current frame drawn by matplotlib's own text code (fresh layers too)."""
+    renderer = dash.canvas.get_renderer()
+    saved = {name: vars(renderer).pop(name) for name in ("draw_text", "_draw_text_glyphs_and_boxes", "_qlab_glyph_cache")}
+    cached = dict(dash._backgrounds), dict(dash._axis_pictures)
+    dash.forget_layers()
+    try:
+        dash.draw_animated_axes(dash.render_static_layer())
+        for artist in dash.dynamic:
+            if artist.get_visible() and not isinstance(artist, matplotlib.axis.Axis):
+                dash.fig.draw_artist(artist)
+        return np.asarray(renderer.buffer_rgba()).copy()
+    finally:
+        vars(renderer).update(saved)
+        dash._backgrounds, dash._axis_pictures = cached
+
+
+@pytest.mark.parametrize("dashboard_class", [SignalQuantizerDashboard, ScaleZeroPointDashboard, FollowOneOutputDashboard])
+def test_kept_glyphs_draw_the_same_pixels_as_matplotlib(dashboard_class: type[Dashboard]) -> None:
+    """Titles, tick labels (rotated axis labels included) and code labels drawn from the kept glyph
+    layouts and bitmaps equal matplotlib's own rendering, move after move."""
+    dash = dashboard_class()
+    rng = random.Random(2)
+    for i in range(12):
+        control = dash.controls[i % len(dash.controls)]
+        control.value = _random_move(control, rng)
+        kept = _pixels(dash)
+        assert dash._glyphs
+        np.testing.assert_array_equal(kept, _without_glyph_cache(dash), err_msg=f"move {i}: {control.description}={control.value!r}")

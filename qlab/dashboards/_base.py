@@ -45,7 +45,7 @@ import sys
 import traceback
 import warnings
 import zlib
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -59,6 +59,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
+from qlab.dashboards.glyph_cache import use_glyph_cache
+
 READOUT_FONT_PX, READOUT_LINE_HEIGHT = 14, 1.25  # a 14-line readout + figure + controls fit ~600 px
 BACKGROUNDS_KEPT = 16  # static layers kept per dashboard (1.2 MB each at 720x432 px)
 AXIS_PICTURES_KEPT = 64  # pictures of animated axes kept per dashboard (~0.3 MB each)
@@ -68,6 +70,14 @@ FRAME_PNG_COMPRESS_LEVEL = 1
 browser share a machine or a network, so encoding time matters more than bytes: on the lesson
 dashboards' frames level 1 encodes 20-40% faster than level 6 for 15-40% more bytes (tens of kB)."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def nice_limits(low: float, high: float) -> list[float]:
+    """Every value :func:`nice_limit` can return for an input in [``low``, ``high``] (both > 0)."""
+    limits = [nice_limit(low)]
+    while limits[-1] < nice_limit(high):
+        limits.append(nice_limit(limits[-1] * (1 + 1e-9)))
+    return limits
 
 
 def nice_limit(value: float) -> float:
@@ -270,6 +280,7 @@ class Dashboard:
         self.background_misses = 0
         self._axis_pictures: dict[Hashable, tuple[Any, Bbox]] = {}
         self._axis_groups: list[tuple[Axis, ...]] | None = None
+        self._glyphs: dict[Any, Any] = {}  # glyph bitmaps (glyph_cache)
         self.axis_misses = 0
         self.build_figure()
         if self.dynamic:
@@ -344,6 +355,21 @@ class Dashboard:
         _keep(self._backgrounds, key, background, BACKGROUNDS_KEPT)
         return key
 
+    def keep_pictures(self, set_limits: Callable[[Any], None], settings: Iterable[Any]) -> None:
+        """At build time, render and keep the static layer and the animated axes' pictures of every
+        limit setting a control can reach, so that no first visit draws them.
+
+        ``set_limits(setting)`` sets the axes' limits of one setting. Sends nothing; the current
+        state's limits are set again afterwards (by :meth:`redraw`).
+        """
+        settings = list(settings)
+        if len(settings) > AXIS_PICTURES_KEPT:
+            raise ValueError(f"{len(settings)} settings to keep, more than the {AXIS_PICTURES_KEPT} axis pictures kept")
+        for setting in settings:
+            set_limits(setting)
+            self.draw_animated_axes(self.render_static_layer())
+        self.redraw(self.state)
+
     def forget_layers(self) -> None:
         """Drop every cached static layer and axis picture (the next render draws them afresh)."""
         self._backgrounds.clear()
@@ -415,6 +441,7 @@ class Dashboard:
         Replaces the ipympl canvas's ``draw``; like it, it ends by sending the changed pixels.
         """
         canvas = self.canvas
+        use_glyph_cache(canvas.get_renderer(), self._glyphs)
         self.draw_animated_axes(self.render_static_layer())
         for artist in self.dynamic:
             if artist.get_visible() and not isinstance(artist, Axis):

@@ -203,6 +203,9 @@ def measured_accuracy(model: str = MODEL) -> dict[int, float]:
     return {int(b): a for b, a in data.items()}
 
 
+M0_BITS = (2, 32)  # the multiplier bits slider's range
+
+
 class MultiplierPrecisionDashboard(Dashboard):
     """Bits of M0 (2..32) -> multiplier error and changed output codes per layer, and accuracy."""
 
@@ -216,10 +219,12 @@ class MultiplierPrecisionDashboard(Dashboard):
             self.accs = {n: m.accumulate(inputs[n]) for n, m in self.layers}
             self.ref = {n: m.requantize(self.accs[n]) for n, m in self.layers}
         self.accuracy = measured_accuracy()
+        self.states = {bits: self._precision(bits) for bits in range(M0_BITS[0], M0_BITS[1] + 1)}  # 0.3 s
         super().__init__()
+        self.keep_pictures(self._set_error_limit, sorted({self._error_limit(s) for s in self.states.values()}))
 
     def build_controls(self) -> list[widgets.ValueWidget]:
-        return [widgets.IntSlider(value=8, min=2, max=32, description="M0 bits", style={"description_width": "initial"})]
+        return [widgets.IntSlider(value=8, min=M0_BITS[0], max=M0_BITS[1], description="M0 bits", style={"description_width": "initial"})]
 
     def build_figure(self) -> None:
         self.ax_err, self.ax_acc = self.fig.subplots(1, 2)
@@ -241,7 +246,9 @@ class MultiplierPrecisionDashboard(Dashboard):
         self.animate(self.ax_err.yaxis, self.err_bars, self.chg_bars, self.marker)  # its y-limit follows the bits
 
     def compute(self) -> PrecisionState:
-        bits = self.controls[0].value
+        return self.states[self.controls[0].value]
+
+    def _precision(self, bits: int) -> PrecisionState:
         err, changed = {}, {}
         for name, m in self.layers:
             m0, shift = requantize.quantize_multiplier(m.multiplier, bits)
@@ -258,9 +265,15 @@ class MultiplierPrecisionDashboard(Dashboard):
             bar.set_height(v)
         for bar, v in zip(self.chg_bars, s.changed.values()):
             bar.set_height(v)
-        top = max(list(s.rel_error.values()) + list(s.changed.values()) + [1e-3])
-        self.ax_err.set_ylim(0, nice_limit(1.1 * top))
+        self._set_error_limit(self._error_limit(s))
         self.marker.set_xdata([s.bits, s.bits])
+
+    @staticmethod
+    def _error_limit(s: PrecisionState) -> float:
+        return nice_limit(1.1 * max(list(s.rel_error.values()) + list(s.changed.values()) + [1e-3]))
+
+    def _set_error_limit(self, top: float) -> None:
+        self.ax_err.set_ylim(0, top)
 
     def readout_lines(self, s: PrecisionState) -> list[str]:
         lines = [f"M0 with {s.bits} bits ({s.bits - 1} significant):"]

@@ -20,7 +20,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from qlab import metrics
-from qlab.dashboards._base import Dashboard, nice_limit
+from qlab.dashboards._base import Dashboard, nice_limit, nice_limits
 from qlab.rounding import ROUNDING_MODES
 from qlab.signals import SAMPLE_RATE_HZ, SIGNALS, clipped_count, quantize_signal, time_axis
 from qlab.viz import hlines_at, plot_signals
@@ -54,6 +54,7 @@ class SignalQuantizerDashboard(Dashboard):
         self.t = time_axis(duration_s).numpy()
         self.signals = {name: make(duration_s) for name, make in SIGNALS.items()}
         super().__init__()
+        self._keep_error_axis_pictures()
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
@@ -89,7 +90,9 @@ class SignalQuantizerDashboard(Dashboard):
         self.animate(self.ax_err.yaxis, self.line_x, self.line_q, self.line_err, self.clip_lines, self.band_lines, self.suptitle)
 
     def compute(self) -> SignalState:
-        name, bits, clip, mode = (c.value for c in self.controls)
+        return self._state(*(c.value for c in self.controls))
+
+    def _state(self, name: str, bits: int, clip: float, mode: str) -> SignalState:
         x = self.signals[name]
         q = quantize_signal(x, bits, clip, mode)
         return SignalState(
@@ -104,9 +107,25 @@ class SignalQuantizerDashboard(Dashboard):
         self.line_err.set_ydata(x_hat - x)
         self.clip_lines.set_segments([[(0, -s.clip), (1, -s.clip)], [(0, s.clip), (1, s.clip)]])
         self.band_lines.set_segments([[(0, -s.scale / 2), (1, -s.scale / 2)], [(0, s.scale / 2), (1, s.scale / 2)]])
-        err_top = nice_limit(1.1 * max(s.max_abs_error, s.scale / 2))
-        self.ax_err.set_ylim(-err_top, err_top)
+        self._set_error_limit(self._error_limit(s))
         self.suptitle.set_text(f"{s.bits} bits, {s.rounding} rounding, clip ±{s.clip:.2f} mV: SQNR {s.sqnr_db:.1f} dB")
+
+    @staticmethod
+    def _error_limit(s: SignalState) -> float:
+        return nice_limit(1.1 * max(s.max_abs_error, s.scale / 2))
+
+    def _set_error_limit(self, top: float) -> None:
+        self.ax_err.set_ylim(-top, top)
+
+    def _keep_error_axis_pictures(self) -> None:
+        """Render the error axis of every limit a setting can reach now, at build time. The limits
+        run from the finest step (most bits, narrowest clip) to the largest error, which the
+        corners of the bits x clip square reach (clipping error at the narrowest clip, rounding
+        error at the coarsest step)."""
+        corners = [self._state(name, bits, clip, mode) for name in self.signals for mode in ROUNDING_MODES
+                   for bits in (self.bits_slider.min, self.bits_slider.max) for clip in (self.clip_slider.min, self.clip_slider.max)]
+        low = min(1.1 * s.scale / 2 for s in corners)
+        self.keep_pictures(self._set_error_limit, nice_limits(low, max(self._error_limit(s) for s in corners)))
 
     def readout_lines(self, s: SignalState) -> list[str]:
         clipped = clipped_count(s.x, s.clip)
