@@ -113,6 +113,8 @@ class FollowOneOutputDashboard(Dashboard):
         self.imodel, self.inputs = integer_cnn()
         self.layers = dict(integer.integer_layers(self.imodel))
         super().__init__()
+        # the code images' shapes (so the static layer) change with the layer: render each now
+        self.keep_pictures(self.redraw, [trace_output(name, layer, self.inputs[name][:1], 0, 0) for name, layer in self.layers.items()])
 
     def _positions(self, name: str) -> int:
         layer = self.layers[name]

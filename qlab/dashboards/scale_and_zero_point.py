@@ -32,6 +32,10 @@ class ScaleZeroPointDashboard(Dashboard):
     title = "Scale and zero-point: the integer grid on the real line"
     figsize = (9.0, 4.4)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._keep_axis_pictures()
+
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
         self.range_slider = widgets.FloatRangeSlider(
@@ -83,12 +87,30 @@ class ScaleZeroPointDashboard(Dashboard):
         x0 = float(s.grid[step_from - s.qmin])
         move_bracket(self.bracket, x0, x0 + s.scale, BRACKET_Y, f"scale = {s.scale:.3g}")
         self._label_codes(s)
-        self.ax_q.set_xlim(-nice_limit(-float(s.x[0])), nice_limit(float(s.x[-1])))  # x[0] < 0 < x[-1]
-        self.ax_q.set_ylim(s.qmin - 0.5, s.qmax + 0.5)
+        self._set_limits(self._limits(s))
         kind = "symmetric" if s.symmetric else "affine"
         self.title_text.set_text(
             f"{s.bits}-bit {'signed' if s.signed else 'unsigned'} {kind}: scale {s.scale:.4g}, zero-point {s.zero_point}"
         )
+
+    @staticmethod
+    def _limits(s: GridState) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(real axis, code axis) limits; x[0] < 0 < x[-1]."""
+        return (-nice_limit(-float(s.x[0])), nice_limit(float(s.x[-1]))), (s.qmin - 0.5, s.qmax + 0.5)
+
+    def _set_limits(self, limits: tuple[tuple[float, float], tuple[float, float]]) -> None:
+        self.ax_q.set_xlim(*limits[0])
+        self.ax_q.set_ylim(*limits[1])
+
+    def _keep_axis_pictures(self) -> None:
+        """Render the axes of every bits x scheme x sign x convention setting at the initial range
+        now, at build time, so that those moves copy them (a range move that reaches a new axis
+        limit still lays that axis out)."""
+        lo, hi = self.range_slider.value
+        specs = [QuantSpec(bits, signed, symmetric, convention=convention)
+                 for bits in range(self.bits_slider.min, self.bits_slider.max + 1)
+                 for symmetric in (False, True) for signed in (False, True) for convention in CONVENTIONS]
+        self.keep_pictures(self._set_limits, sorted({self._limits(quantizer_grid(lo, hi, spec)) for spec in specs}))
 
     def _label_codes(self, s: GridState) -> None:
         """Name every code when there are few; otherwise only qmin, the zero-point and qmax."""
