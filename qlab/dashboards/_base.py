@@ -23,13 +23,17 @@ animated artists over it. Limits chosen from a short ladder (:func:`nice_limit`)
 number of distinct backgrounds small. An axis whose limits follow a control at every step is
 animated too, and its picture (ticks, tick labels, label and grid, over the static layer) is
 kept per limits (:meth:`Dashboard.draw_animated_axes`), so a limit seen before costs a copy
-instead of laying out and rasterizing its tick labels again. The snapshot is saved with every
-artist static (:meth:`Dashboard.drawn_in_full`).
+instead of laying out and rasterizing its tick labels again. A dashboard whose reachable limits
+are few renders their layers and pictures at build time (:meth:`Dashboard.keep_pictures`).
+The text that is still drawn (a changing title, a new axis) reuses kept glyph layouts and
+bitmaps (:mod:`qlab.dashboards.glyph_cache`, pixel for pixel matplotlib's rendering). The
+snapshot is saved with every artist static (:meth:`Dashboard.drawn_in_full`).
 
 Sending frames: once a browser shows the canvas, :meth:`Dashboard.update` draws and sends the
 new frame itself (:func:`show_now`) instead of ipympl's ``draw_idle``, which asks the browser to
-ask back for a draw (one kernel-browser round trip per update); frames are PNG-encoded at the
-fast zlib level :data:`FRAME_PNG_COMPRESS_LEVEL` (:func:`frame_png`).
+ask back for a draw (one kernel-browser round trip per update), and only then the readout;
+frames are unfiltered PNG at the fast zlib level :data:`FRAME_PNG_COMPRESS_LEVEL`
+(:func:`frame_png`, :func:`rgba_png`).
 """
 
 from __future__ import annotations

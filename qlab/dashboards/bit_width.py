@@ -91,18 +91,19 @@ class BitWidthDashboard(Dashboard):
         """Render the static layer of every (layer, scheme) now, at build time, and the level-count
         axis of every (scheme, bit width) of the layer shown first (0.1 s; all layers' would add
         0.4 s to the build), so that the first moves draw neither."""
-        settings = [(layer, symmetric, None) for layer in self.weights for symmetric in (True, False)]
+        for layer in self.weights:
+            for symmetric in (True, False):
+                self._set_static_limits(layer, symmetric)
+                self.render_static_layer()
         layer = self.layer_dropdown.value
-        settings += [(layer, symmetric, self._count_limit(grid_stats(self.weights[layer], bits, symmetric)))
-                     for symmetric in (True, False) for bits in range(BITS[0], BITS[1] + 1)]
-        self.keep_pictures(self._set_limits, settings)
+        self.keep_pictures(self._set_limits, [(layer, symmetric, self._count_limit(grid_stats(self.weights[layer], bits, symmetric)))
+                                              for symmetric in (True, False) for bits in range(BITS[0], BITS[1] + 1)])
 
-    def _set_limits(self, setting: tuple[str, bool, float | None]) -> None:
-        """Axis limits of (layer, scheme, level-count limit); None keeps the count axis as it is."""
+    def _set_limits(self, setting: tuple[str, bool, float]) -> None:
+        """Axis limits of (layer, scheme, level-count limit)."""
         layer, symmetric, count_limit = setting
         self._set_static_limits(layer, symmetric)
-        if count_limit is not None:
-            self.ax_q.set_ylim(0, count_limit)
+        self.ax_q.set_ylim(0, count_limit)
 
     @staticmethod
     def _count_limit(s: GridStats) -> float:
