@@ -5,14 +5,15 @@ Usage (from the repository root; needs Chromium, see tools/jupyterlab_browser.py
     .venv/bin/python benchmarks/dashboard_latency_browser.py              # or: make benchmarks
     .venv/bin/python benchmarks/dashboard_latency_browser.py --only 01 05 --moves 30
 
-The script starts JupyterLab through ``make lab`` on a temporary folder holding one generated
-notebook that builds every dashboard of ``qlab.dashboards.REGISTRY`` exactly as the kernel-side
-benchmark does (``dashboard_latency.build_and_warm``: the dashboard's own torch thread count,
-first-time work done, result memo off), runs it, and then, per dashboard, makes ``--moves``
-control changes the way a learner does (one arrow-key step on a slider, another option of a
-dropdown or toggle, a click on a checkbox), round-robin over the enabled controls and
-preferring settings not visited yet. For each move it times, in the page's clock, from the
-input event to
+The script starts JupyterLab through ``make lab`` on a temporary copy of the lessons and
+measures each dashboard of ``qlab.dashboards.REGISTRY`` where the learner uses it: in its
+lesson, after Run All (lessons show one or two live dashboards among their prose, figures and
+exercises; a test notebook holding all nine live dashboards is slower per move by ~10 ms in the
+browser and is not what anyone runs). Per dashboard it makes ``--moves`` control changes the
+way a learner does (one arrow-key step on a slider, another option of a dropdown or toggle, a
+click on a checkbox), round-robin over the enabled controls and preferring settings not visited
+yet, so caches of visited results rarely help. For each move it times, in the page's clock,
+from the input event to
 
 - the figure: the last ``drawImage`` on the dashboard's ipympl canvas of that update (the
   picture the learner ends up seeing; kernel update + Agg draw + PNG transfer + browser paint);
@@ -22,7 +23,8 @@ It also times a fixed reference workload in the same run (:func:`reference_workl
 one Agg draw + PNG of a fixed figure and one fixed conv-net evaluation, one torch thread),
 before each dashboard and after the last, and reports each dashboard's figure p50 as a
 multiple of it, so results from machines of different speed can be compared, and scaled to the
-slowest machine the budgets are for (:data:`SLOW_REFERENCE_MS`), where the budget is checked. The table is written into
+slowest machine the budgets are for (:data:`SLOW_REFERENCE_MS`), where the budget is checked.
+The table is written into
 ``benchmarks/results/dashboard_latency.md`` after the kernel-side table (which is kept).
 """
 
@@ -33,7 +35,6 @@ import io
 import json
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +47,9 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from dashboard_latency import BROWSER_MARKER, RESULTS, machine_info  # noqa: E402
 from tools.jupyterlab_browser import (  # noqa: E402
-    Control, Notebook, Server, chromium_page, dashboard_controls, jupyterlab, measure_move, step_options,
+    Control, Notebook, Server, chromium_page, dashboard_controls, jupyterlab, lesson_copy, measure_move, step_options,
 )
 
-NOTEBOOK = "dashboard_latency_browser.ipynb"
 MOVE_TIMEOUT_S = 10.0  # a move whose figure or readout has not changed by then counts as not observed
 SETTLE_S = 2.0  # wait after scrolling a dashboard into view, before the reference and the moves
 SLOW_REFERENCE_MS = 200.0
@@ -85,22 +85,6 @@ def browser_budget_ms(dashboard_class: type) -> float:
     whole-model ones."""
     kernel = dashboard_class.budget_ms
     return float(getattr(dashboard_class, "browser_budget_ms", 100.0 if kernel <= 50 else kernel))
-
-
-def benchmark_notebook(names: list[str]) -> dict[str, Any]:
-    """A notebook that builds and displays the dashboards ``names`` as the kernel-side benchmark
-    builds them (one cell each, after a setup cell)."""
-    setup = (f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
-             "from qlab.notebook import setup\nsetup()\n"
-             "from IPython.display import display\nfrom dashboard_latency import build_and_warm\n"
-             "from qlab.dashboards import REGISTRY\ndashboards = {}")
-    cells = [setup] + [f"dashboards[{n!r}], _ = build_and_warm(REGISTRY[{n!r}])\ndisplay(dashboards[{n!r}])" for n in names]
-    return {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
-                   "source": src} for i, src in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }
 
 
 def reference_workload_ms(repeats: int = 5) -> float:
@@ -182,30 +166,37 @@ def measure_dashboard(page: Any, root: Any, name: str, budget_ms: float, moves: 
 
 
 def run_in_lab(lab: Server, page: Any, names: list[str], moves: int, reference: list[float]) -> list[BrowserResult]:
-    """Write the benchmark notebook into the lab's folder, run it, measure each dashboard (timing
-    the reference workload into ``reference`` before each)."""
+    """Measure the dashboards ``names`` in the lessons the lab serves (each lesson Run All, its
+    kernel shut down afterwards), timing the reference workload into ``reference`` before each.
+    Results come in the order measured (lesson order)."""
     from qlab.dashboards import REGISTRY
 
-    (lab.root_dir / NOTEBOOK).write_text(json.dumps(benchmark_notebook(names)))
-    nb = Notebook(page, lab, NOTEBOOK)
-    nb.open()
-    nb.run_all()
-    if errors := nb.errors():
-        raise RuntimeError(f"the benchmark notebook failed: {errors}")
-    roots = nb.dashboards()
-    if len(roots) != len(names):
-        raise RuntimeError(f"{len(roots)} dashboards rendered, {len(names)} expected")
-    results = []
-    for name, root in zip(names, roots):
-        root.scroll_into_view_if_needed()
-        time.sleep(SETTLE_S)  # cells scrolled into view render (and ipympl sends their first frames)
-        budget = browser_budget_ms(REGISTRY[name])
-        reference.append(reference_workload_ms(repeats=5))
-        results.append(measure_dashboard(page, root, name, budget, moves))
-        r = results[-1]
-        print(f"{name}: reference {reference[-1]:.0f} ms, figure p50 {r.p('canvas_ms', 50):.0f} ms, readout p50 {r.p('readout_ms', 50):.0f} ms, "
-              f"{len(r.samples('canvas_ms'))}/{len(r.moves)} redraws", file=sys.stderr, flush=True)
-    lab.delete_sessions()
+    results: list[BrowserResult] = []
+    for lesson in sorted(lab.root_dir.glob("[0-9][0-9]_*.ipynb")):
+        wanted = [n for n in names if n[:2] == lesson.name[:2]]
+        if not wanted:
+            continue
+        nb = Notebook(page, lab, lesson.name)
+        nb.open()
+        nb.run_all()
+        if errors := nb.errors():
+            raise RuntimeError(f"{lesson.name} failed: {errors}")
+        for root in nb.dashboards():
+            text = root.text_content() or ""
+            name = next((n for n in wanted if REGISTRY[n].title in text and n not in {r.name for r in results}), None)
+            if name is None:
+                continue
+            root.scroll_into_view_if_needed()
+            time.sleep(SETTLE_S)  # cells scrolled into view render (and ipympl sends their first frames)
+            reference.append(reference_workload_ms(repeats=5))
+            results.append(measure_dashboard(page, root, name, browser_budget_ms(REGISTRY[name]), moves))
+            r = results[-1]
+            print(f"{name}: reference {reference[-1]:.0f} ms, figure p50 {r.p('canvas_ms', 50):.0f} ms, "
+                  f"readout p50 {r.p('readout_ms', 50):.0f} ms, {len(r.samples('canvas_ms'))}/{len(r.moves)} redraws",
+                  file=sys.stderr, flush=True)
+        lab.delete_sessions()
+    if missing := sorted(set(names) - {r.name for r in results}):
+        raise RuntimeError(f"no lesson shows the dashboards {missing}")
     return results
 
 
@@ -218,7 +209,8 @@ def report(results: list[BrowserResult], reference_ms: list[float], moves: int, 
         BROWSER_MARKER,
         "## In the browser",
         "",
-        f"JupyterLab in headless Chromium (1366x768, device-pixel ratio 1), {moves} moves per dashboard "
+        f"JupyterLab in headless Chromium (1366x768, device-pixel ratio 1), each dashboard in its lesson after Run All, "
+        f"{moves} moves per dashboard "
         "(arrow-key steps, dropdown options, toggles; round-robin over the enabled controls, unvisited "
         "settings first), timed from the input event to the last canvas redraw of the update (figure) "
         "and to the readout's change. Generated by `benchmarks/dashboard_latency_browser.py`.",
@@ -262,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     from qlab.dashboards import REGISTRY
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--moves", type=int, default=20)
+    parser.add_argument("--moves", type=int, default=30)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--only", nargs="+", metavar="PREFIX",
                         help="measure only the dashboards whose name starts with a PREFIX (e.g. 05)")
@@ -272,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in REGISTRY if not args.only or n.startswith(tuple(args.only))]
     info = machine_info()
     reference: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="qlab-latency-") as folder, jupyterlab(Path(folder)) as lab, \
-            chromium_page() as page:
+    with lesson_copy() as folder, jupyterlab(folder) as lab, chromium_page() as page:
         results = run_in_lab(lab, page, names, args.moves, reference)
     reference.append(reference_workload_ms())
     text = report(results, reference, args.moves, info)

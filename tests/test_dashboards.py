@@ -734,3 +734,18 @@ def test_kept_glyphs_draw_the_same_pixels_as_matplotlib(dashboard_class: type[Da
         kept = _pixels(dash)
         assert dash._glyphs
         np.testing.assert_array_equal(kept, _without_glyph_cache(dash), err_msg=f"move {i}: {control.description}={control.value!r}")
+
+
+def test_a_layer_change_that_clamps_the_sliders_draws_one_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lesson 08: switching to a layer with fewer output channels and positions clamps both
+    sliders; the learner's one move sends one frame, showing the new layer at the clamped output."""
+    dash = FollowOneOutputDashboard()
+    dash.layer_dropdown.value = "block2_conv"
+    dash.position_slider.value = dash.position_slider.max
+    dash.channel_slider.value = dash.channel_slider.max
+    _connect_browser(dash)
+    sent = _record_messages(dash, monkeypatch)
+    dash.layer_dropdown.value = "block3_conv"
+    assert [kind for kind, _ in sent] == ["binary"]
+    assert (dash.state.layer, dash.state.channel, dash.state.position) == ("block3_conv", 47, 15)
+    assert (dash.channel_slider.value, dash.position_slider.value) == (47, 15)

@@ -285,6 +285,7 @@ class Dashboard:
         self._axis_pictures: dict[Hashable, tuple[Any, Bbox]] = {}
         self._axis_groups: list[tuple[Axis, ...]] | None = None
         self._glyphs: dict[Any, Any] = {}  # glyph bitmaps (glyph_cache)
+        self._holding = False
         self.axis_misses = 0
         self.build_figure()
         if self.dynamic:
@@ -455,7 +456,19 @@ class Dashboard:
 
     # wiring ----------------------------------------------------------------------------
     def _on_change(self, change: dict[str, Any]) -> None:
-        self.update()
+        if not self._holding:
+            self.update()
+
+    @contextmanager
+    def holding_updates(self) -> Iterator[None]:
+        """Within this block control changes do not update the dashboard (for a callback that
+        adjusts several controls at once, e.g. slider ranges that follow a dropdown: one update
+        follows, not one per clamped value)."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
 
     def update(self) -> None:
         """Recompute from the controls, update the artists in place, show the figure

@@ -130,10 +130,12 @@ class FollowOneOutputDashboard(Dashboard):
         return [self.layer_dropdown, self.channel_slider, self.position_slider, self.image_slider]
 
     def _on_layer(self, change: dict) -> None:
-        """Keep the channel and position sliders inside the new layer's output."""
+        """Keep the channel and position sliders inside the new layer's output (the layer's own
+        update follows: a clamped slider value does not draw a frame of its own)."""
         name = change["new"]
-        self.channel_slider.max = self.layers[name].weight.shape[0] - 1
-        self.position_slider.max = self._positions(name) - 1
+        with self.holding_updates():
+            self.channel_slider.max = self.layers[name].weight.shape[0] - 1
+            self.position_slider.max = self._positions(name) - 1
 
     def build_figure(self) -> None:
         self.ax_x, self.ax_w, self.ax_terms = self.fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.4]})

@@ -62,6 +62,9 @@ class QATGradientDashboard(Dashboard):
     def __init__(self) -> None:
         self.x = torch.linspace(-X_LIMIT, X_LIMIT, POINTS)
         super().__init__()
+        # the gradient axis follows the bits: render its static layer for every bit width now (0.1 s)
+        bits = range(self.bits_slider.min, self.bits_slider.max + 1)
+        self.keep_pictures(self.redraw, [ste_and_lsq_gradients(self.x, b, self.clip_slider.value) for b in bits])
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
