@@ -749,3 +749,41 @@ def test_a_layer_change_that_clamps_the_sliders_draws_one_frame(monkeypatch: pyt
     assert [kind for kind, _ in sent] == ["binary"]
     assert (dash.state.layer, dash.state.channel, dash.state.position) == ("block3_conv", 47, 15)
     assert (dash.channel_slider.value, dash.position_slider.value) == (47, 15)
+
+
+class _CrowdedAxesDashboard(Dashboard):
+    """Two stacked plots, a small gap between them. The lower plot's y-limit follows the slider;
+    from 1e5 on, its offset text ("1e5") grows its axis picture up into the upper plot's."""
+
+    title = "crowded axes (test)"
+
+    def build_controls(self) -> list[widgets.ValueWidget]:
+        return [widgets.IntSlider(value=1, min=1, max=7)]
+
+    def build_figure(self) -> None:
+        self.top, self.bottom = self.fig.subplots(2, 1, sharex=True, gridspec_kw={"hspace": 0.13})
+        (self.line,) = self.bottom.plot([0, 1], [0, 1])
+        self.top.set_ylim(0, 1)
+        self.animate(self.bottom.yaxis, self.top.yaxis, self.line)  # the growing picture first
+
+    def compute(self) -> int:
+        return self.controls[0].value
+
+    def redraw(self, k: int) -> None:
+        self.bottom.set_ylim(0, 3.0 * 10.0**k)
+        self.line.set_ydata([0, 2.0 * 10.0**k])
+
+    def readout_lines(self, k: int) -> list[str]:
+        return [str(k)]
+
+
+def test_overlapping_axis_pictures_are_merged_and_every_frame_stays_right() -> None:
+    dash = _CrowdedAxesDashboard()
+    for value in [2, 3, 2, 6, 1, 7, 3, 6]:
+        dash.controls[0].value = value
+        kept = _pixels(dash)
+        cached = dict(dash._backgrounds), dict(dash._axis_pictures)
+        dash.forget_layers()
+        np.testing.assert_array_equal(kept, _pixels(dash), err_msg=f"value {value}")
+        dash._backgrounds, dash._axis_pictures = cached
+    assert len(dash._axis_groups) == 1 and len(dash._axis_groups[0]) == 2

@@ -406,8 +406,9 @@ class Dashboard:
                 kept = (renderer.copy_from_bbox(region), region)
             else:
                 renderer.restore_region(kept[0])
-            if any(kept[1].overlaps(other) for other in regions):
-                self._merge_axis_groups()
+            if any(kept[1].overlaps(other) for other in regions):  # this frame may be wrong there:
+                self._merge_axis_groups()  # draw it again with one group
+                self.draw_animated_axes(self.render_static_layer())
                 return
             regions.append(kept[1])
             _keep(self._axis_pictures, key, kept, AXIS_PICTURES_KEPT)
@@ -421,8 +422,7 @@ class Dashboard:
         return self._axis_groups
 
     def _merge_axis_groups(self) -> None:
-        """Two groups' rectangles overlap: from now on all animated axes form one group (the
-        frame being drawn is right: each group was drawn or restored in order over the last)."""
+        """Two groups' rectangles overlap: from now on all animated axes form one group."""
         self._axis_groups = [tuple(axis for group in self._axis_groups or [] for axis in group)]
         self._axis_pictures.clear()
 
