@@ -24,7 +24,7 @@ from qlab.affine import dequantize, fake_quantize, qparams_from_range, qrange, q
 from qlab.dashboards import (
     REGISTRY, BitWidthDashboard, Dashboard, RangeChoiceDashboard, ScaleZeroPointDashboard, SignalQuantizerDashboard,
 )
-from qlab.dashboards import rounding_and_clamping
+from qlab.dashboards import _base, rounding_and_clamping
 from qlab.dashboards.integer_inference import FollowOneOutputDashboard, MultiplierPrecisionDashboard
 from qlab.dashboards._base import READOUT_FONT_PX, READOUT_LINE_HEIGHT, frame_png, nice_limit, rgba_png, snapshot_png
 from qlab.dashboards import per_channel, whole_model_ptq
@@ -712,10 +712,9 @@ def _without_glyph_cache(dash: Dashboard) -> np.ndarray:
     cached = dict(dash._backgrounds), dict(dash._axis_pictures)
     dash.forget_layers()
     try:
-        dash.draw_animated_axes(dash.render_static_layer())
-        for artist in dash.dynamic:
-            if artist.get_visible() and not isinstance(artist, matplotlib.axis.Axis):
-                dash.fig.draw_artist(artist)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_base, "use_glyph_cache", lambda renderer, cache: None)
+            dash.render_layers()
         return np.asarray(renderer.buffer_rgba()).copy()
     finally:
         vars(renderer).update(saved)
@@ -787,3 +786,22 @@ def test_overlapping_axis_pictures_are_merged_and_every_frame_stays_right() -> N
         np.testing.assert_array_equal(kept, _pixels(dash), err_msg=f"value {value}")
         dash._backgrounds, dash._axis_pictures = cached
     assert len(dash._axis_groups) == 1 and len(dash._axis_groups[0]) == 2
+
+
+@pytest.mark.parametrize("dashboard_class", [SignalQuantizerDashboard, ScaleZeroPointDashboard, MultiplierPrecisionDashboard])
+def test_pictures_rendered_at_build_fill_the_glyph_cache(dashboard_class: type[Dashboard]) -> None:
+    """The axis pictures rendered at build go through the glyph cache too (faster builds, and the
+    first moves find the tick labels' glyphs)."""
+    dash = dashboard_class()
+    assert dash._glyphs and dash.canvas.get_renderer()._qlab_glyph_cache is dash._glyphs
+
+
+def test_holding_updates_nests() -> None:
+    dash = SignalQuantizerDashboard()
+    with dash.holding_updates():
+        with dash.holding_updates():
+            pass
+        dash.bits_slider.value = 7
+    assert dash.state.bits != 7
+    dash.bits_slider.value = 6
+    assert dash.state.bits == 6

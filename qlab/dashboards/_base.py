@@ -44,6 +44,7 @@ import importlib
 import io
 import itertools
 import math
+import os
 import struct
 import sys
 import traceback
@@ -69,6 +70,7 @@ READOUT_FONT_PX, READOUT_LINE_HEIGHT = 14, 1.25  # a 14-line readout + figure + 
 BACKGROUNDS_KEPT = 16  # static layers kept per dashboard (1.2 MB each at 720x432 px)
 AXIS_PICTURES_KEPT = 64  # pictures of animated axes kept per dashboard (~0.3 MB each)
 LIMIT_LADDER = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
+MEMO_ENV = "QLAB_DASHBOARD_MEMO"  # "0": dashboards cache no results of visited settings (benchmarks)
 FRAME_PNG_COMPRESS_LEVEL = 1
 """zlib level of the PNG frames sent to the browser (zlib's default is 6). The kernel and the
 browser share a machine or a network, so encoding time matters more than bytes: on the lesson
@@ -146,6 +148,7 @@ def frame_png(canvas: Any) -> bytes | None:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC-32 of type and data (RFC 2083, 3.2)."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
@@ -162,7 +165,8 @@ def rgba_png(pixels: np.ndarray, level: int) -> bytes:
     rows = np.zeros((height, 1 + 4 * width), np.uint8)  # column 0: each row's filter byte
     rows[:, 1:] = pixels.reshape(height, -1)
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits per channel, RGBA
-    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + _png_chunk(b"IEND", b"")
+    data = zlib.compress(rows.tobytes(), level)
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
 
 
 def show_now(canvas: Any) -> None:
@@ -261,13 +265,14 @@ class Dashboard:
         background_misses: how many renders found no cached static layer and drew it in full.
         axis_misses: how many times a group of animated axes was drawn, not copied from a picture.
         memoize: dashboards that cache results of visited configurations honour this flag;
-            the latency benchmark turns it off so every update is measured uncached.
+            the latency benchmarks turn it off so every update is measured uncached (the browser
+            one through the environment variable :data:`MEMO_ENV` of the lessons' kernels).
     """
 
     title: str = "dashboard"
     budget_ms: float = 50.0
     threads: int = 1
-    memoize: bool = True
+    memoize: bool = os.environ.get(MEMO_ENV) != "0"
     figsize: tuple[float, float] = (9.0, 5.4)
     dpi: float = 80.0
 
@@ -349,6 +354,7 @@ class Dashboard:
         from the cache, or drawn in full and cached (a build can call this for every limit set a
         control reaches, so that no move redraws it later). Sends nothing to the browser.
         Returns the layer's key."""
+        use_glyph_cache(self.canvas.get_renderer(), self._glyphs)
         key = (self.fig.dpi, tuple(self.fig.bbox.size), self.background_key())
         background = self._backgrounds.pop(key, None)
         if background is None:
@@ -362,21 +368,27 @@ class Dashboard:
 
     def keep_pictures(self, set_limits: Callable[[Any], None], settings: Iterable[Any]) -> None:
         """At build time, render and keep the static layer and the animated axes' pictures of every
-        limit setting a control can reach, so that no first visit draws them.
+        setting a control can reach, so that no first visit draws them.
 
-        ``set_limits(setting)`` sets the axes' limits of one setting. Sends nothing; the current
-        state's limits are set again afterwards (by :meth:`redraw`).
+        ``set_limits(setting)`` sets the axes' limits of one setting: a function of the limits
+        themselves, or :meth:`redraw` with a precomputed state. Sends nothing; the current state
+        is drawn again afterwards. Raises if the caches cannot hold everything rendered.
         """
-        settings = list(settings)
-        if len(settings) > AXIS_PICTURES_KEPT:
-            raise ValueError(f"{len(settings)} settings to keep, more than the {AXIS_PICTURES_KEPT} axis pictures kept")
+        static_keys, misses = set(), self.axis_misses
         for setting in settings:
             set_limits(setting)
-            self.draw_animated_axes(self.render_static_layer())
-        self.redraw(self.state)
+            static_keys.add(key := self.render_static_layer())
+            self.draw_animated_axes(key)
+        if len(static_keys) > BACKGROUNDS_KEPT or self.axis_misses - misses > AXIS_PICTURES_KEPT:
+            raise ValueError(f"{len(static_keys)} static layers and {self.axis_misses - misses} axis pictures rendered, "
+                             f"more than the {BACKGROUNDS_KEPT} and {AXIS_PICTURES_KEPT} kept")
+        if self.state is not None:
+            self.redraw(self.state)
 
     def forget_layers(self) -> None:
-        """Drop every cached static layer and axis picture (the next render draws them afresh)."""
+        """Drop every cached static layer and axis picture (the next render draws them afresh).
+        A dashboard that restyles an animated axis after build (locator, formatter, tick
+        parameters, colours) calls this: the pictures are keyed by limits and labels only."""
         self._backgrounds.clear()
         self._axis_pictures.clear()
 
@@ -395,7 +407,7 @@ class Dashboard:
         groups = self._axis_groups if self._axis_groups is not None else self._initial_axis_groups()
         regions: list[Bbox] = []
         for group in groups:
-            key = (static_key, group, tuple((tuple(a.get_view_interval()), a.label.get_text(), a.get_visible()) for a in group))
+            key = (static_key, group, tuple(self._axis_key(axis) for axis in group))
             kept = self._axis_pictures.pop(key, None)
             if kept is None:
                 self.axis_misses += 1
@@ -413,7 +425,13 @@ class Dashboard:
             regions.append(kept[1])
             _keep(self._axis_pictures, key, kept, AXIS_PICTURES_KEPT)
 
+    @staticmethod
+    def _axis_key(axis: Axis) -> Hashable:
+        """What an animated axis's picture depends on besides the static layer."""
+        return tuple(axis.get_view_interval()), axis.axes.bbox.bounds, axis.label.get_text(), axis.get_visible()
+
     def _initial_axis_groups(self) -> list[tuple[Axis, ...]]:
+        """One group per ``Axes`` holding animated axes (x and y share its plot area)."""
         by_axes: dict[Axes, list[Axis]] = {}
         for artist in self.dynamic:
             if isinstance(artist, Axis):
@@ -440,19 +458,20 @@ class Dashboard:
         return Bbox.intersection(Bbox.union(boxes), self.fig.bbox) or self.fig.bbox
 
     def draw_layers(self) -> None:
-        """Render: the static layer (cached by :meth:`background_key`), the animated axes (kept
-        pictures, :meth:`draw_animated_axes`), then the other animated artists by z-order.
+        """:meth:`render_layers`, then send the changed pixels (this replaces the ipympl canvas's
+        ``draw``, which ends the same way)."""
+        self.render_layers()
+        self.canvas._png_is_old = True
+        self.canvas.manager.refresh_all()
 
-        Replaces the ipympl canvas's ``draw``; like it, it ends by sending the changed pixels.
-        """
-        canvas = self.canvas
-        use_glyph_cache(canvas.get_renderer(), self._glyphs)
+    def render_layers(self) -> None:
+        """Render into the canvas's renderer: the static layer (cached by :meth:`background_key`),
+        the animated axes (kept pictures, :meth:`draw_animated_axes`), then the other animated
+        artists by z-order."""
         self.draw_animated_axes(self.render_static_layer())
         for artist in self.dynamic:
             if artist.get_visible() and not isinstance(artist, Axis):
                 self.fig.draw_artist(artist)
-        canvas._png_is_old = True
-        canvas.manager.refresh_all()
 
     # wiring ----------------------------------------------------------------------------
     def _on_change(self, change: dict[str, Any]) -> None:
@@ -464,11 +483,11 @@ class Dashboard:
         """Within this block control changes do not update the dashboard (for a callback that
         adjusts several controls at once, e.g. slider ranges that follow a dropdown: one update
         follows, not one per clamped value)."""
-        self._holding = True
+        holding, self._holding = self._holding, True
         try:
             yield
         finally:
-            self._holding = False
+            self._holding = holding
 
     def update(self) -> None:
         """Recompute from the controls, update the artists in place, show the figure

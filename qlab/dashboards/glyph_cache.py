@@ -23,6 +23,7 @@ import functools
 import math
 from typing import Any
 
+import matplotlib as mpl
 import numpy as np
 from matplotlib.backends.backend_agg import RendererAgg, get_hinting_flag
 from matplotlib.ft2font import RenderMode
@@ -46,7 +47,8 @@ def _draw_text(renderer: RendererAgg, cache: dict[Any, Any], gc: Any, x: float, 
         return renderer.draw_mathtext(gc, x, y, s, prop, angle)
     features = mtext.get_fontfeatures() if mtext is not None else None
     language = mtext.get_language() if mtext is not None else None
-    key = ("layout", prop, renderer.dpi, s, get_hinting_flag(), features, language)
+    key = ("layout", prop, renderer.dpi, s, get_hinting_flag(), features, language,
+           mpl.rcParams["text.hinting_factor"], mpl.rcParams["text.kerning_factor"])
     items = cache.get(key)
     if items is None:
         font = renderer._prepare_font(prop)
@@ -65,8 +67,12 @@ def _draw_glyphs(renderer: RendererAgg, cache: dict[Any, Any], gc: Any, x: float
     height = renderer.height
     if len(cache) > GLYPHS_KEPT:
         cache.clear()
+    matrices: dict[tuple[float, float], np.ndarray] = {}  # FreeType's 16.16 transform, by (slant, extend)
     for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards
-        matrix = (0x10000 * np.array([[cos, -sin], [sin, cos]]) @ [[extend, extend * slant], [0, 1]]).round().astype(int)
+        matrix = matrices.get((slant, extend))
+        if matrix is None:
+            rotation = np.array([[cos, -sin], [sin, cos]])
+            matrix = matrices[slant, extend] = (0x10000 * rotation @ [[extend, extend * slant], [0, 1]]).round().astype(int)
         pen_x, frac_x = divmod(round(0x40 * (x + dx * cos - dy * sin)), 0x40)
         pen_y, frac_y = divmod(round(0x40 * (height - y + dx * sin + dy * cos)), 0x40)  # FreeType's y is upwards
         key = (font, size, renderer.dpi, glyph_index, matrix.tobytes(), frac_x, frac_y, flags, mode)

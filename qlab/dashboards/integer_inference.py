@@ -126,7 +126,7 @@ class FollowOneOutputDashboard(Dashboard):
         self.channel_slider = widgets.IntSlider(value=0, min=0, max=47, description="output channel", style=style)
         self.position_slider = widgets.IntSlider(value=24, min=0, max=48, description="position", style=style)
         self.image_slider = widgets.IntSlider(value=0, min=0, max=N_IMAGES - 1, description="image", style=style)
-        self.layer_dropdown.observe(self._on_layer, names="value")
+        self.layer_dropdown.observe(self._on_layer, names="value")  # before the base's update observer
         return [self.layer_dropdown, self.channel_slider, self.position_slider, self.image_slider]
 
     def _on_layer(self, change: dict) -> None:
