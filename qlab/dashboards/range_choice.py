@@ -74,7 +74,7 @@ class RangeChoiceDashboard(Dashboard):
             for name, (x, signed) in tensors.items()
         }
         super().__init__()
-        self._cache_every_static_layer()
+        self._keep_every_static_layer()
 
     def build_controls(self) -> list[widgets.ValueWidget]:
         style = {"description_width": "initial"}
@@ -128,14 +128,11 @@ class RangeChoiceDashboard(Dashboard):
         self.title_text.set_text(f"{tensor.name}, {bits} bits")
         self.sweep_shown = (tensor.name, bits)
 
-    def _cache_every_static_layer(self) -> None:
+    def _keep_every_static_layer(self) -> None:
         """Render the static layer of every (tensor, bits) now, at build time, so that no control
         move redraws it later (4 layers, within ``BACKGROUNDS_KEPT``); sends nothing."""
-        for tensor in self.tensors.values():
-            for bits in BITS_OPTIONS:
-                self._show_sweep(tensor, bits)
-                self.render_static_layer()
-        self._show_sweep(self.state.tensor, self.state.bits)
+        self.keep_pictures(lambda setting: self._show_sweep(*setting),
+                           [(tensor, bits) for tensor in self.tensors.values() for bits in BITS_OPTIONS])
 
     def compute(self) -> RangeState:
         name, bits, fraction = (c.value for c in self.controls)
