@@ -185,8 +185,8 @@ def run_in_lab(lab: Server, page: Any, names: list[str], moves: int, reference: 
         if errors := nb.errors():
             raise RuntimeError(f"{lesson.name} failed: {errors}")
         for root in nb.dashboards():
-            text = root.text_content() or ""
-            name = next((n for n in wanted if REGISTRY[n].title in text and n not in {r.name for r in results}), None)
+            text, measured = root.text_content() or "", {r.name for r in results}
+            name = next((n for n in wanted if REGISTRY[n].title in text and n not in measured), None)
             if name is None:
                 continue
             root.scroll_into_view_if_needed()

@@ -47,12 +47,13 @@ def _draw_text(renderer: RendererAgg, cache: dict[Any, Any], gc: Any, x: float, 
         return renderer.draw_mathtext(gc, x, y, s, prop, angle)
     features = mtext.get_fontfeatures() if mtext is not None else None
     language = mtext.get_language() if mtext is not None else None
-    key = ("layout", prop, renderer.dpi, s, get_hinting_flag(), features, language,
+    flags = get_hinting_flag()
+    key = ("layout", prop, renderer.dpi, s, flags, features, language,
            mpl.rcParams["text.hinting_factor"], mpl.rcParams["text.kerning_factor"])
     items = cache.get(key)
     if items is None:
         font = renderer._prepare_font(prop)
-        layout = font._layout(s, flags=get_hinting_flag(), features=features, language=language)
+        layout = font._layout(s, flags=flags, features=features, language=language)
         items = cache[key] = [(item.ft_object, item.glyph_index, item.x, item.y) for item in layout]
     size = prop.get_size_in_points()
     renderer._draw_text_glyphs_and_boxes(gc, x, y, angle, ((font, size, index, 0, 1, dx, dy) for font, index, dx, dy in items), [])
@@ -67,15 +68,17 @@ def _draw_glyphs(renderer: RendererAgg, cache: dict[Any, Any], gc: Any, x: float
     height = renderer.height
     if len(cache) > GLYPHS_KEPT:
         cache.clear()
-    matrices: dict[tuple[float, float], np.ndarray] = {}  # FreeType's 16.16 transform, by (slant, extend)
+    # FreeType's 16.16 transform and its bytes (part of the key), by (slant, extend)
+    matrices: dict[tuple[float, float], tuple[np.ndarray, bytes]] = {}
     for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards
-        matrix = matrices.get((slant, extend))
-        if matrix is None:
+        if (slant, extend) not in matrices:
             rotation = np.array([[cos, -sin], [sin, cos]])
-            matrix = matrices[slant, extend] = (0x10000 * rotation @ [[extend, extend * slant], [0, 1]]).round().astype(int)
+            matrix = (0x10000 * rotation @ [[extend, extend * slant], [0, 1]]).round().astype(int)
+            matrices[slant, extend] = matrix, matrix.tobytes()
+        matrix, matrix_bytes = matrices[slant, extend]
         pen_x, frac_x = divmod(round(0x40 * (x + dx * cos - dy * sin)), 0x40)
         pen_y, frac_y = divmod(round(0x40 * (height - y + dx * sin + dy * cos)), 0x40)  # FreeType's y is upwards
-        key = (font, size, renderer.dpi, glyph_index, matrix.tobytes(), frac_x, frac_y, flags, mode)
+        key = (font, size, renderer.dpi, glyph_index, matrix_bytes, frac_x, frac_y, flags, mode)
         kept = cache.get(key)
         if kept is None:
             font.set_size(size, renderer.dpi)
