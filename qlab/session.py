@@ -84,6 +84,13 @@ def range_label(calibrator: str, bits: int) -> str:
     return f"{calibrator}/{bits}" if depends_on_bits(calibrator) else calibrator
 
 
+def parse_range_label(label: str) -> tuple[str, int | None]:
+    """Inverse of :func:`range_label`: ``(calibrator, bits)``, bits None for a calibrator whose
+    range does not depend on the bit width (the key ``PTQCache.ranges`` uses)."""
+    calibrator, _, bits = label.partition("/")
+    return calibrator, int(bits) if bits else None
+
+
 def ranges_to_json(ranges: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, list]:
     """``PTQCache.act_ranges`` output as ``{layer: [min_val, max_val]}`` (float32 values, exact as JSON floats)."""
     return {layer: [lo.tolist(), hi.tolist()] for layer, (lo, hi) in ranges.items()}
@@ -143,9 +150,8 @@ class PTQSession:
         if name not in self._caches:
             cache = build_cache(self.model(name))
             for label, stored in self.stored_act_ranges(name).items():
-                calibrator, _, bits = label.partition("/")
                 restored = ranges_from_json(stored)  # in the model's layer order (the table's keys are sorted)
-                cache.ranges[(calibrator, int(bits) if bits else None)] = {layer: restored[layer] for layer in cache.layer_inputs}
+                cache.ranges[parse_range_label(label)] = {layer: restored[layer] for layer in cache.layer_inputs}
             self._caches[name] = cache
         return self._caches[name]
 

@@ -805,3 +805,11 @@ def test_holding_updates_nests() -> None:
     assert dash.state.bits != 7
     dash.bits_slider.value = 6
     assert dash.state.bits == 6
+
+
+@pytest.mark.parametrize(("calibrator", "bits"), [("mse", 8), ("entropy", 4), ("minmax", 8), ("moving_average", 6)])
+def test_range_label_round_trips(calibrator: str, bits: int) -> None:
+    from qlab.calibration import depends_on_bits
+    from qlab.session import parse_range_label, range_label
+
+    assert parse_range_label(range_label(calibrator, bits)) == (calibrator, bits if depends_on_bits(calibrator) else None)
